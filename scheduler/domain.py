@@ -1,0 +1,248 @@
+"""The scenario: sites, rooms, clinicians, rosters, the review catalogue and patients.
+
+These pydantic models are the single definition of the scenario format: the loader validates
+files against them, `onevisit schema` prints their JSON Schema and docs/scenario-format.md
+describes them. Cross-references between ids are checked in `scheduler.validate`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Id = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+        description="Identifier: letters, digits, '_', '.', '-'.",
+    ),
+]
+
+Role = Literal[
+    "gp",
+    "practice_nurse",
+    "diabetes_specialist_nurse",
+    "respiratory_specialist_nurse",
+    "heart_failure_specialist_nurse",
+    "consultant_cardiology",
+    "consultant_renal",
+    "consultant_respiratory",
+    "consultant_diabetes",
+    "consultant_elderly_care",
+    "pharmacist",
+    "hca",
+    "phlebotomist",
+    "mental_health_practitioner",
+    "social_prescriber",
+    "care_coordinator",
+]
+Organisation = Literal["primary", "community", "secondary", "voluntary"]
+SiteKind = Literal["practice", "pcn_hub", "community", "hospital"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Strict(BaseModel):
+    """Base: unknown fields are errors, so a typo never silently drops a setting."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Site(Strict):
+    """A place patients travel to: a practice, a PCN hub, a community venue or outpatients."""
+
+    id: Id
+    name: str
+    kind: SiteKind = "practice"
+    address: str = Field(description="Full postal address, shown to patients.")
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    opens: dt.time = Field(dt.time(8, 0), description="Rooms usable from (local time).")
+    closes: dt.time = Field(dt.time(18, 30), description="Rooms usable until (local time).")
+
+
+class Room(Strict):
+    """A room at a site; capacity counts people (patient, carer and clinicians)."""
+
+    id: Id
+    site_id: Id
+    name: str = ""
+    capacity_people: int = Field(3, ge=1, le=50)
+    capabilities: list[str] = Field(
+        default_factory=list,
+        description="e.g. phlebotomy, spirometry, ecg, wheelchair_access, mdt.",
+    )
+
+
+class Clinician(Strict):
+    """A member of staff who can carry out reviews or take blood during rostered sessions."""
+
+    id: Id
+    name: str = ""
+    role: Role
+    organisation: Organisation = "primary"
+    review_type_ids: list[Id] = Field(
+        default_factory=list,
+        description="Review types this clinician may carry out (role must also be allowed).",
+    )
+    takes_bloods: bool = Field(False, description="May carry out the combined blood draw.")
+
+
+class RosterSession(Strict):
+    """A block of time a clinician works at a site on a date (local time, Europe/London)."""
+
+    clinician_id: Id
+    date: dt.date
+    start: dt.time
+    end: dt.time
+    site_id: Id
+    on_bank_holiday: bool = Field(
+        False, description="Set to run a session on an England bank holiday; otherwise ignored."
+    )
+
+
+class Leave(Strict):
+    """Whole days a clinician is away (annual leave, sickness, training); inclusive."""
+
+    clinician_id: Id
+    start_date: dt.date
+    end_date: dt.date
+    reason: str = ""
+
+
+class BloodMarker(Strict):
+    """A blood test; the combined draw takes the union of markers the due reviews need."""
+
+    id: Id
+    name: str = ""
+    fasting: bool = False
+    point_of_care: bool = Field(False, description="Result in minutes, so drawn inside the visit.")
+    turnaround_working_days: int = Field(3, ge=0, le=20)
+
+
+class SharedComponent(Strict):
+    """A part of several reviews (BP, weight, medicines reconciliation) done once per visit."""
+
+    id: Id
+    name: str = ""
+    minutes: int = Field(ge=1, le=60)
+
+
+class ReviewType(Strict):
+    """A kind of review in the catalogue, e.g. diabetes annual review."""
+
+    id: Id
+    name: str
+    roles: list[Role] = Field(min_length=1, description="Roles that may carry it out.")
+    duration_minutes: int = Field(ge=5, le=240, description="Alone, shared components included.")
+    room_capabilities: list[str] = Field(default_factory=list)
+    blood_marker_ids: list[Id] = Field(default_factory=list)
+    results_before_review: bool = Field(
+        False, description="Laboratory results must be back before the review starts."
+    )
+    shared_component_ids: list[Id] = Field(default_factory=list)
+    sensitive: bool = Field(False, description="Never named outside the NHS boundary.")
+
+
+class ReachableSite(Strict):
+    """A site the patient can get to, with door-to-door travel time one way."""
+
+    site_id: Id
+    travel_minutes: int = Field(ge=0, le=300)
+
+
+class Unavailability(Strict):
+    """When a patient cannot attend: on weekdays (weekly) or on one date, between two times."""
+
+    weekdays: list[Weekday] = Field(default_factory=list)
+    date: dt.date | None = None
+    start: dt.time = dt.time(0, 0)
+    end: dt.time = dt.time(23, 59)
+    reason: str = ""
+
+
+class Needs(Strict):
+    """Access needs that change rooms, capacity and durations."""
+
+    interpreter_language: str | None = None
+    wheelchair: bool = False
+    carer_attending: bool = False
+    extra_time_factor: float = Field(
+        1.0, ge=1.0, le=3.0, description="Multiplies review durations (LD, frailty, many meds)."
+    )
+
+
+class DueReview(Strict):
+    """A review a patient is due, to be booked inside its window (inclusive dates)."""
+
+    id: Id | None = Field(None, description="Stable id; defaults to '<patient>-<review type>'.")
+    review_type_id: Id
+    window_start: dt.date
+    window_end: dt.date
+
+
+class Patient(Strict):
+    """A pseudonymous patient with reviews due; no names, NHS numbers or dates of birth."""
+
+    id: Id
+    due_reviews: list[DueReview] = Field(min_length=1)
+    named_clinician_id: Id | None = None
+    wants_continuity: bool = True
+    reachable_sites: list[ReachableSite] = Field(default_factory=list)
+    unavailable: list[Unavailability] = Field(default_factory=list)
+    needs: Needs = Needs()
+    opt_out_consolidation: bool = False
+    joint_consultation: bool = Field(
+        False, description="See all clinicians together in one MDT room (set by a clinician)."
+    )
+    priority: int = Field(0, ge=0, le=3, description="0 routine … 3 highest (complex, deprived).")
+    preferred_time: Literal["any", "morning", "afternoon"] = "any"
+
+    def review_id(self, due: DueReview) -> str:
+        """The due review's stable id."""
+        return due.id or f"{self.id}-{due.review_type_id}"
+
+
+class SolverSettings(Strict):
+    """CP-SAT parameters; explicit so runs are reproducible."""
+
+    time_limit_seconds: float = Field(30.0, gt=0, le=3600)
+    workers: int = Field(2, ge=1, le=64)
+    seed: int = Field(0, ge=0)
+    log: bool = False
+
+
+class VisitRules(Strict):
+    """How a consolidated visit may be shaped."""
+
+    max_visit_minutes: int = Field(180, ge=15, le=600)
+    max_wait_minutes: int = Field(20, ge=0, le=240, description="Between consecutive steps.")
+    blood_draw_minutes: int = Field(10, ge=5, le=60)
+    fasting_draw_latest_start: dt.time = dt.time(10, 30)
+    joint_extra_minutes_per_clinician: int = Field(10, ge=0, le=60)
+    slot_minutes: Literal[5, 10, 15] = 5
+
+
+class Scenario(Strict):
+    """Everything the planner needs for one planning period."""
+
+    name: str
+    description: str = ""
+    timezone: Literal["Europe/London"] = "Europe/London"
+    horizon_start: dt.date
+    horizon_end: dt.date
+    visit_rules: VisitRules = VisitRules()
+    solver: SolverSettings = SolverSettings()
+    sites: list[Site] = Field(min_length=1)
+    rooms: list[Room] = Field(min_length=1)
+    clinicians: list[Clinician] = Field(min_length=1)
+    sessions: list[RosterSession] = Field(default_factory=list)
+    leave: list[Leave] = Field(default_factory=list)
+    blood_markers: list[BloodMarker] = Field(default_factory=list)
+    shared_components: list[SharedComponent] = Field(default_factory=list)
+    review_types: list[ReviewType] = Field(min_length=1)
+    patients: list[Patient] = Field(default_factory=list)

@@ -1,0 +1,125 @@
+"""The plan: appointments grouped into visits, unbooked reviews with reasons, metrics, solver facts.
+
+Written as JSON (docs/plan-format.md). The plan checker reads only this and the scenario.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AppointmentKind = Literal["blood_draw", "review", "joint_review"]
+VisitPurpose = Literal["consolidated", "blood_draw_trip", "separate"]
+UnbookedReason = Literal[
+    "no_clinician_rostered",
+    "no_room_with_capability",
+    "patient_unavailable",
+    "no_blood_draw_before_review",
+    "capacity_used_up",
+]
+
+
+class PlanModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Appointment(PlanModel):
+    """One step of a visit: a blood draw, a (combined) review, or a joint MDT consultation."""
+
+    id: str = Field(description="Stable: the same scenario and booking give the same id.")
+    patient_id: str
+    visit_id: str
+    kind: AppointmentKind
+    date: dt.date
+    start: dt.datetime = Field(description="ISO 8601 with UTC offset (Europe/London).")
+    end: dt.datetime
+    site_id: str
+    room_id: str
+    clinician_ids: list[str]
+    review_ids: list[str] = Field(default_factory=list, description="Due reviews covered.")
+    review_type_ids: list[str] = Field(default_factory=list)
+    blood_marker_ids: list[str] = Field(default_factory=list)
+
+
+class Visit(PlanModel):
+    """One trip by one patient to one site on one day."""
+
+    id: str
+    patient_id: str
+    date: dt.date
+    site_id: str
+    purpose: VisitPurpose
+    start: dt.datetime
+    end: dt.datetime
+    appointment_ids: list[str]
+
+
+class UnbookedReview(PlanModel):
+    patient_id: str
+    review_id: str
+    review_type_id: str
+    reason: UnbookedReason
+    detail: str
+
+
+class Metrics(PlanModel):
+    """Figures for one way of booking the same patients (plan, greedy or old way)."""
+
+    patients: int
+    patients_fully_booked: int
+    reviews: int
+    reviews_booked: int
+    appointments: int
+    visits: int
+    blood_draws: int
+    visits_per_patient: float = Field(description="Mean over patients with a booked review.")
+    single_visit_share: float = Field(
+        description="Share of consolidating patients with every review in one visit (no other trip)."
+    )
+    continuity_rate: float = Field(
+        description="Share of reviews of patients wanting continuity done by their named clinician."
+    )
+    patient_hours: float = Field(description="Travel both ways plus time in the visit, summed.")
+    patient_wait_minutes: int = Field(description="Idle minutes between steps, summed.")
+    clinician_minutes: int = Field(description="Clinician time booked (joint: each clinician).")
+    clinician_utilisation: float
+    room_utilisation: float
+
+
+class Comparison(PlanModel):
+    """The plan against the old way (one appointment and one draw per review)."""
+
+    appointments_saved: int
+    trips_saved: int
+    blood_draws_saved: int
+    patient_hours_saved: float
+    clinician_minutes_saved: int
+
+
+class SolverStats(PlanModel):
+    status: str = Field(description="OPTIMAL, FEASIBLE, or GREEDY when CP-SAT found nothing better.")
+    method: str
+    objective: int = Field(description="Objective of this plan (docs/optimiser.md).")
+    best_bound: int = Field(description="A proven lower bound on any plan's objective.")
+    gap: float = Field(description="(objective - best_bound) / objective; 0 is proven optimal.")
+    wall_seconds: float
+    time_limit_seconds: float
+    workers: int
+    seed: int
+
+
+class Plan(PlanModel):
+    format_version: Literal[1] = 1
+    scenario_name: str
+    timezone: str = "Europe/London"
+    appointments: list[Appointment]
+    visits: list[Visit]
+    unbooked: list[UnbookedReview]
+    metrics: Metrics
+    baselines: dict[str, Metrics] = Field(
+        default_factory=dict, description="'greedy' and 'old_way' booked into the same roster."
+    )
+    comparison: Comparison | None = None
+    solver: SolverStats
