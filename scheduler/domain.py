@@ -223,7 +223,9 @@ class VisitRules(Strict):
     max_wait_minutes: int = Field(20, ge=0, le=240, description="Between consecutive steps.")
     blood_draw_minutes: int = Field(10, ge=5, le=60)
     fasting_draw_latest_start: dt.time = dt.time(10, 30)
-    joint_extra_minutes_per_clinician: int = Field(10, ge=0, le=60)
+    joint_extra_minutes_per_review: int = Field(
+        10, ge=0, le=60, description="A joint consultation lasts its longest review plus this per other review."
+    )
     slot_minutes: Literal[5, 10, 15] = 5
 
 

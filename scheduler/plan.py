@@ -74,6 +74,7 @@ class Metrics(PlanModel):
     appointments: int
     visits: int
     blood_draws: int
+    draw_trips: int = Field(description="Visits made only for a blood draw.")
     visits_per_patient: float = Field(description="Mean over patients with a booked review.")
     single_visit_share: float = Field(
         description="Share of consolidating patients with every review in one visit (no other trip)."
