@@ -1,0 +1,143 @@
+"""Two ways of booking without the optimiser.
+
+- The greedy consolidator: patients in priority order, each into the earliest single visit that
+  fits (nearest site first), with a separate draw trip when results must be back first; split into
+  as few visits as it can otherwise. Fast, always valid: it warm-starts the optimiser.
+- The old way: every review its own appointment and its own blood draw, booked first fit — what
+  the plan is compared against.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+from scheduler.bundles import Bundle, BundleBuilder, Step
+from scheduler.daybook import Booking, Daybook
+from scheduler.instance import Instance
+
+
+def options(inst: Instance, bundle: Bundle, steps: list[Step]) -> list[tuple[int, str]]:
+    """(day, site) pairs inside every step's window at reachable sites, earliest then nearest."""
+    patient = inst.patients[bundle.patient_id]
+    first = max(s.first_day for s in steps)
+    last = min(s.last_day for s in steps)
+    sites = sorted(patient.reachable_sites, key=lambda r: (r.travel_minutes, r.site_id))
+    result = []
+    for day in range(first, last + 1):
+        for r in sites:
+            on_shift = set(inst.on_shift.get((day, r.site_id), ()))
+            if all(any(c in on_shift for c in part) for s in steps for part in s.parts):
+                result.append((day, r.site_id))
+    return result
+
+
+class GreedyBooker:
+    """Places bundles one at a time into a day book."""
+
+    def __init__(self, inst: Instance, book: Daybook | None = None, draw_in_visit: bool = True):
+        self.inst = inst
+        self.book = book or Daybook(inst)
+        self.draw_in_visit = draw_in_visit
+
+    def _fit(self, bundle: Bundle, steps: list[Step], day: int, site: str) -> list[Booking] | None:
+        patient = self.inst.patients[bundle.patient_id]
+        named = patient.named_clinician_id if patient.wants_continuity else None
+        return self.book.fit_visit(bundle, steps, day, site, named, patient.preferred_time)
+
+    def place(self, bundle: Bundle) -> None:
+        draw, reviews = bundle.draw, list(bundle.review_steps)
+        lagged = draw is not None and (not self.draw_in_visit or any(s.lag_working_days for s in reviews))
+        visit_steps = reviews if lagged or draw is None else [draw, *reviews]
+        for day, site in options(self.inst, bundle, visit_steps):
+            found = self._fit(bundle, visit_steps, day, site)
+            if found is None:
+                continue
+            trip = self._draw_trip(bundle, draw, reviews, day) if lagged else None
+            if lagged and trip is None:
+                continue
+            if trip:
+                self.book.commit(trip)
+            self.book.commit(found)
+            return
+        self._place_split(bundle, draw, reviews)
+
+    def _draw_trip(self, bundle: Bundle, draw: Step, reviews: list[Step], review_day: int):
+        """The latest draw that gets results back in time, at the nearest site first."""
+        lag = max((s.lag_working_days for s in reviews), default=0)
+        ranks = self.inst.ranks
+        days = [d for d in range(draw.first_day, review_day)
+                if ranks[review_day] >= ranks[d] + lag]
+        patient = self.inst.patients[bundle.patient_id]
+        for r in sorted(patient.reachable_sites, key=lambda r: (r.travel_minutes, r.site_id)):
+            for day in reversed(days):
+                found = self._fit(bundle, [draw], day, r.site_id)
+                if found:
+                    return found
+        return None
+
+    def _place_split(self, bundle: Bundle, draw: Step | None, reviews: list[Step]) -> None:
+        """Fewest visits: the draw trip first, then the largest groups of reviews that fit."""
+        draw_day = None
+        if draw is not None:
+            for day, site in options(self.inst, bundle, [draw]):
+                found = self._fit(bundle, [draw], day, site)
+                if found:
+                    self.book.commit(found)
+                    draw_day = day
+                    break
+        remaining = [s for s in reviews if not s.needs_draw or draw_day is not None]
+        while remaining:
+            placed = self._largest_group(bundle, remaining, draw_day)
+            if placed is None:
+                return
+            self.book.commit(placed)
+            keys = {b.step.key for b in placed}
+            remaining = [s for s in remaining if s.key not in keys]
+
+    def _largest_group(self, bundle, remaining, draw_day) -> list[Booking] | None:
+        ranks = self.inst.ranks
+        for size in range(len(remaining), 0, -1):
+            for group in combinations(remaining, size):
+                lag = max((s.lag_working_days for s in group if s.needs_draw), default=0)
+                for day, site in options(self.inst, bundle, list(group)):
+                    if draw_day is not None and any(s.needs_draw for s in group):
+                        if day <= draw_day or ranks[day] < ranks[draw_day] + lag:
+                            continue
+                    found = self._fit(bundle, list(group), day, site)
+                    if found:
+                        return found
+        return None
+
+
+def priority_order(bundles: list[Bundle]) -> list[Bundle]:
+    """Highest priority first, then the most constrained (shortest window, most steps)."""
+    def key(b: Bundle):
+        window = min((s.last_day - s.first_day for s in b.review_steps), default=0)
+        return (-b.priority, window, -len(b.steps), b.id)
+
+    return sorted(bundles, key=key)
+
+
+def greedy_consolidate(inst: Instance, bundles: list[Bundle]) -> Daybook:
+    booker = GreedyBooker(inst)
+    for bundle in priority_order(bundles):
+        booker.place(bundle)
+    return booker.book
+
+
+def old_way_bundles(inst: Instance) -> list[Bundle]:
+    """One bundle per review, as if every patient had opted out of consolidation."""
+    scenario = inst.scenario.model_copy(
+        update={"patients": [p.model_copy(update={"opt_out_consolidation": True})
+                             for p in inst.scenario.patients]}
+    )
+    return BundleBuilder(Instance(scenario)).bundles()
+
+
+def old_way(inst: Instance) -> tuple[Daybook, list[Bundle]]:
+    """Every review and every draw its own trip, in list order, first fit."""
+    bundles = old_way_bundles(inst)
+    booker = GreedyBooker(inst, draw_in_visit=False)
+    for bundle in bundles:
+        booker.place(bundle)
+    return booker.book, bundles

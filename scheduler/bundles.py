@@ -1,0 +1,259 @@
+"""Consolidation bundles: a patient's due reviews turned into the steps of one visit.
+
+A bundle is one combined blood draw (the union of all markers) followed by the fewest combined
+reviews that cover the patient's due reviews: reviews one clinician can carry out together sit in
+one sitting, where shared components (BP, weight, medicines reconciliation) are done once. A joint
+MDT consultation puts every review in one sitting with several clinicians. A patient who opted out
+of consolidation gets one bundle per review, each with its own draw: the old way, by choice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from scheduler.domain import Patient, ReviewType
+from scheduler.instance import Instance
+
+MAX_REVIEWS_FOR_EXACT_GROUPING = 7
+
+
+@dataclass(frozen=True)
+class Step:
+    """One appointment to place: a draw, a combined review or a joint consultation."""
+
+    key: str
+    kind: str  # "blood_draw" | "review" | "joint_review"
+    review_ids: tuple[str, ...]
+    review_type_ids: tuple[str, ...]
+    marker_ids: tuple[str, ...]
+    slots: int
+    parts: tuple[tuple[str, ...], ...]  # eligible clinicians for each clinician needed
+    capabilities: frozenset[str]
+    people: int
+    first_day: int
+    last_day: int
+    needs_draw: bool = False
+    lag_working_days: int = 0  # results-before-review: working days between draw and review
+    fasting: bool = False
+
+    @property
+    def reviews(self) -> int:
+        return len(self.review_ids)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The steps one patient needs in one consolidated visit (or one separate appointment)."""
+
+    id: str
+    patient_id: str
+    separate: bool
+    priority: int
+    steps: tuple[Step, ...]
+
+    @property
+    def draw(self) -> Step | None:
+        return self.steps[0] if self.steps and self.steps[0].kind == "blood_draw" else None
+
+    @property
+    def review_steps(self) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.kind != "blood_draw")
+
+
+def combined_minutes(types: list[ReviewType], minutes_of: dict[str, int]) -> int:
+    """Sum of durations less each shared component done more than once."""
+    counts = Counter(c for t in types for c in t.shared_component_ids)
+    savings = sum((k - 1) * minutes_of.get(c, 0) for c, k in counts.items() if k > 1)
+    return sum(t.duration_minutes for t in types) - savings
+
+
+def joint_minutes(types: list[ReviewType], extra_per_review: int) -> int:
+    return max(t.duration_minutes for t in types) + extra_per_review * (len(types) - 1)
+
+
+def set_partitions(items: list):
+    """Every way to split `items` into non-empty blocks."""
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for partition in set_partitions(rest):
+        yield [[first], *partition]
+        for i in range(len(partition)):
+            yield partition[:i] + [[first, *partition[i]]] + partition[i + 1 :]
+
+
+class BundleBuilder:
+    """Builds bundles for every patient of an instance."""
+
+    def __init__(self, instance: Instance):
+        self.inst = instance
+        self.rules = instance.scenario.visit_rules
+        self.minutes_of = {c.id: c.minutes for c in instance.scenario.shared_components}
+
+    def eligible(self, patient: Patient, types: list[ReviewType], first: int, last: int) -> tuple[str, ...]:
+        """Clinicians allowed every review type who work at a reachable site in the window."""
+        reachable = {r.site_id for r in patient.reachable_sites}
+        result = []
+        for c in self.inst.scenario.clinicians:
+            if all(c.role in t.roles and t.id in c.review_type_ids for t in types) and any(
+                first <= day <= last and site in reachable
+                for day, site in self.inst.clinician_sites.get(c.id, ())
+            ):
+                result.append(c.id)
+        return tuple(result)
+
+    def bundles(self) -> list[Bundle]:
+        result = []
+        for patient in self.inst.scenario.patients:
+            dues = [(patient.review_id(d), d) for d in patient.due_reviews]
+            if patient.opt_out_consolidation:
+                for review_id, due in dues:
+                    result.append(self._bundle(patient, f"{patient.id}/{review_id}", [(review_id, due)], True))
+            else:
+                result.append(self._bundle(patient, patient.id, dues, False))
+        return result
+
+    def _window(self, dues) -> tuple[int, int]:
+        inst = self.inst
+        first = max(max(d.window_start, inst.days[0]) for _, d in dues)
+        last = min(min(d.window_end, inst.days[-1]) for _, d in dues)
+        return (inst.day_of.get(first, 0), inst.day_of.get(last, -1)) if first <= last else (0, -1)
+
+    def _bundle(self, patient: Patient, bundle_id: str, dues, separate: bool) -> Bundle:
+        inst, factor = self.inst, patient.needs.extra_time_factor
+        blocks = self._group(patient, dues)
+        carer = 1 if patient.needs.carer_attending else 0
+        access = {"wheelchair_access"} if patient.needs.wheelchair else set()
+        steps = [self._review_step(patient, f"r{i}", block, carer, access) for i, block in enumerate(blocks)]
+        if patient.joint_consultation and len(steps) > 1:
+            joint = self._joint_step(patient, blocks, steps, carer, access)
+            if joint is not None:
+                steps = [joint]
+        markers = sorted({m for _, d in dues for m in inst.review_types[d.review_type_id].blood_marker_ids})
+        if markers:
+            last = max(s.last_day for s in steps)
+            takers = tuple(
+                c.id
+                for c in inst.scenario.clinicians
+                if c.takes_bloods
+                and any(day <= last and site in {r.site_id for r in patient.reachable_sites}
+                        for day, site in inst.clinician_sites.get(c.id, ()))
+            )
+            draw = Step(
+                key="draw",
+                kind="blood_draw",
+                review_ids=(),
+                review_type_ids=(),
+                marker_ids=tuple(markers),
+                slots=inst.slots_up(self.rules.blood_draw_minutes * factor),
+                parts=(takers,),
+                capabilities=frozenset({"phlebotomy"} | access),
+                people=2 + carer,
+                first_day=0,
+                last_day=last,
+                fasting=any(inst.markers[m].fasting for m in markers),
+            )
+            steps = [draw, *steps]
+        return Bundle(bundle_id, patient.id, separate, patient.priority, tuple(steps))
+
+    def _review_step(self, patient, key, block, carer, access) -> Step:
+        inst = self.inst
+        types = [inst.review_types[d.review_type_id] for _, d in block]
+        first, last = self._window(block)
+        lag = max(
+            (
+                inst.markers[m].turnaround_working_days
+                for t in types
+                if t.results_before_review
+                for m in t.blood_marker_ids
+                if not inst.markers[m].point_of_care
+            ),
+            default=0,
+        )
+        return Step(
+            key=key,
+            kind="review",
+            review_ids=tuple(r for r, _ in block),
+            review_type_ids=tuple(t.id for t in types),
+            marker_ids=(),
+            slots=inst.slots_up(combined_minutes(types, self.minutes_of) * patient.needs.extra_time_factor),
+            parts=(self.eligible(patient, types, first, last),),
+            capabilities=frozenset({c for t in types for c in t.room_capabilities} | access),
+            people=2 + carer,
+            first_day=first,
+            last_day=last,
+            needs_draw=any(t.blood_marker_ids for t in types),
+            lag_working_days=lag,
+        )
+
+    def _joint_step(self, patient, blocks, steps, carer, access) -> Step | None:
+        inst = self.inst
+        all_dues = [d for block in blocks for d in block]
+        first, last = self._window(all_dues)
+        reachable = {r.site_id for r in patient.reachable_sites}
+        people = 1 + carer + len(steps)
+        has_room = any(
+            "mdt" in room.capabilities and room.capacity_people >= people
+            for site in reachable
+            for room in inst.rooms_at.get(site, [])
+        )
+        if first > last or not has_room or any(not s.parts[0] for s in steps):
+            return None
+        types = [inst.review_types[d.review_type_id] for _, d in all_dues]
+        minutes = joint_minutes(types, self.rules.joint_extra_minutes_per_review)
+        return Step(
+            key="joint",
+            kind="joint_review",
+            review_ids=tuple(r for r, _ in all_dues),
+            review_type_ids=tuple(t.id for t in types),
+            marker_ids=(),
+            slots=inst.slots_up(minutes * patient.needs.extra_time_factor),
+            parts=tuple(s.parts[0] for s in steps),
+            capabilities=frozenset({"mdt"} | {c for s in steps for c in s.capabilities}),
+            people=people,
+            first_day=first,
+            last_day=last,
+            needs_draw=any(s.needs_draw for s in steps),
+            lag_working_days=max(s.lag_working_days for s in steps),
+        )
+
+    def _group(self, patient: Patient, dues) -> list[list]:
+        """Fewest combined reviews; ties go to groupings the named clinician can do, then shorter."""
+        if len(dues) == 1:
+            return [list(dues)]
+        inst = self.inst
+        named = patient.named_clinician_id if patient.wants_continuity else None
+
+        def block_score(block) -> tuple[bool, int, int] | None:
+            types = [inst.review_types[d.review_type_id] for _, d in block]
+            first, last = self._window(block)
+            who = self.eligible(patient, types, first, last) if first <= last else ()
+            if not who and len(block) > 1:
+                return None
+            return (named in who, combined_minutes(types, self.minutes_of), len(who))
+
+        if len(dues) > MAX_REVIEWS_FOR_EXACT_GROUPING:
+            return self._group_greedy(dues, block_score)
+        best, best_key = None, None
+        for partition in set_partitions(list(dues)):
+            scores = [block_score(b) for b in partition]
+            if any(s is None for s in scores):
+                continue
+            key = (len(partition), -sum(s[0] for s in scores), sum(s[1] for s in scores))
+            if best_key is None or key < best_key:
+                best, best_key = partition, key
+        return best
+
+    @staticmethod
+    def _group_greedy(dues, block_score) -> list[list]:
+        blocks: list[list] = []
+        for due in dues:
+            for block in blocks:
+                if block_score([*block, due]) is not None:
+                    block.append(due)
+                    break
+            else:
+                blocks.append([due])
+        return blocks

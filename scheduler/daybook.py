@@ -1,0 +1,203 @@
+"""The day book: who and what is busy when, and fitting a visit's steps into a day at a site.
+
+Every way of booking (the greedy consolidator, the old way, the optimiser's day scheduling and
+repair) places visits through `Daybook.fit_visit`, so they all keep the same hard rules.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from itertools import permutations
+
+from scheduler.bundles import Bundle, Step
+from scheduler.instance import Instance, bits, run_starts, span_mask
+
+MORNING_ENDS_MINUTE = 12 * 60 + 30
+AFTERNOON_STARTS_MINUTE = 13 * 60
+
+
+@dataclass(frozen=True)
+class Booking:
+    """A step placed at a start slot on a day, with its clinicians and room."""
+
+    bundle_id: str
+    patient_id: str
+    visit_key: int
+    step: Step
+    day: int
+    site_id: str
+    start: int
+    clinician_ids: tuple[str, ...]
+    room_id: str
+
+    @property
+    def end(self) -> int:
+        return self.start + self.step.slots
+
+
+class Daybook:
+    def __init__(self, instance: Instance):
+        self.inst = instance
+        self.rules = instance.scenario.visit_rules
+        self._busy: dict[tuple[str, str, int], int] = defaultdict(int)
+        self.by_bundle: dict[str, list[Booking]] = defaultdict(list)
+        self._next_visit = 0
+        self._rooms = {
+            site: sorted(rooms, key=lambda r: (len(r.capabilities), r.capacity_people, r.id))
+            for site, rooms in instance.rooms_at.items()
+        }
+        self._max_wait = instance.slots_up(self.rules.max_wait_minutes)
+        self._max_visit = self.rules.max_visit_minutes // instance.slot_minutes
+        self._fasting_latest = instance.to_slot_floor(self.rules.fasting_draw_latest_start)
+        self._booked_slots: dict[str, int] = defaultdict(int)
+
+    # --- free time -------------------------------------------------------------------------
+    def clinician_free(self, clinician_id: str, day: int, site_id: str) -> int:
+        rostered = self.inst.clinician_mask.get((clinician_id, day, site_id), 0)
+        return rostered & ~self._busy[("c", clinician_id, day)]
+
+    def room_free(self, room_id: str, site_id: str, day: int) -> int:
+        return self.inst.open_mask(site_id) & ~self._busy[("r", room_id, day)]
+
+    def patient_free(self, patient_id: str, day: int) -> int:
+        return self.inst.patient_mask(patient_id, day) & ~self._busy[("p", patient_id, day)]
+
+    def rooms_for(self, step: Step, site_id: str) -> list[str]:
+        return [
+            r.id
+            for r in self._rooms.get(site_id, [])
+            if step.capabilities <= set(r.capabilities) and r.capacity_people >= step.people
+        ]
+
+    def step_starts(self, bundle: Bundle, step: Step, day: int, site_id: str) -> int:
+        """Start slots where a clinician for each part, a room and the patient are all free."""
+        n = step.slots
+        mask = run_starts(self.patient_free(bundle.patient_id, day), n)
+        on_shift = set(self.inst.on_shift.get((day, site_id), ()))
+        for part in step.parts:
+            who = 0
+            for c in part:
+                if c in on_shift:
+                    who |= run_starts(self.clinician_free(c, day, site_id), n)
+            mask &= who
+            if not mask:
+                return 0
+        rooms = 0
+        for room_id in self.rooms_for(step, site_id):
+            rooms |= run_starts(self.room_free(room_id, site_id, day), n)
+        mask &= rooms
+        if step.fasting:
+            mask &= span_mask(0, self._fasting_latest + 1)
+        return mask
+
+    # --- fitting -----------------------------------------------------------------------------
+    def fit_visit(
+        self, bundle: Bundle, steps: list[Step], day: int, site_id: str, named: str | None = None,
+        preferred: str = "any",
+    ) -> list[Booking] | None:
+        """Earliest way to do `steps` back to back at a site on a day (a draw always first)."""
+        masks = {s.key: self.step_starts(bundle, s, day, site_id) for s in steps}
+        if not all(masks.values()):
+            return None
+        draws = [s for s in steps if s.kind == "blood_draw"]
+        reviews = [s for s in steps if s.kind != "blood_draw"]
+        orders = permutations(reviews) if len(reviews) <= 4 else [tuple(reviews)]
+        for order in orders:
+            sequence = [*draws, *order]
+            for first in self._first_starts(masks[sequence[0].key], preferred):
+                times = self._chain(sequence, masks, [first], first + sequence[0].slots, first)
+                if times is None:
+                    continue
+                bookings = self._assign(bundle, sequence, times, day, site_id, named)
+                if bookings is not None:
+                    return bookings
+        return None
+
+    def _first_starts(self, mask: int, preferred: str) -> list[int]:
+        starts = list(bits(mask))
+        if preferred == "any":
+            return starts
+        slot = self.inst.slot_minutes
+        if preferred == "morning":
+            key = lambda s: (s * slot >= MORNING_ENDS_MINUTE, s)  # noqa: E731
+        else:
+            key = lambda s: (s * slot < AFTERNOON_STARTS_MINUTE, s)  # noqa: E731
+        return sorted(starts, key=key)
+
+    def _chain(self, sequence, masks, times, end, first) -> list[int] | None:
+        if len(times) == len(sequence):
+            return times
+        step = sequence[len(times)]
+        window = span_mask(end, self._max_wait + 1) & masks[step.key]
+        for start in bits(window):
+            if start + step.slots - first > self._max_visit:
+                return None
+            found = self._chain(sequence, masks, [*times, start], start + step.slots, first)
+            if found is not None:
+                return found
+        return None
+
+    def _assign(self, bundle, sequence, times, day, site_id, named) -> list[Booking] | None:
+        """Pick clinicians (named one first, then the least booked) and the plainest free room."""
+        taken: dict[tuple[str, int], int] = defaultdict(int)  # resources used by earlier steps
+        bookings = []
+        on_shift = set(self.inst.on_shift.get((day, site_id), ()))
+        for step, start in zip(sequence, times):
+            need = span_mask(start, step.slots)
+            chosen: list[str] = []
+            for part in sorted(step.parts, key=len):
+                candidates = [
+                    c for c in part
+                    if c in on_shift and c not in chosen
+                    and self.clinician_free(c, day, site_id) & ~taken[(c, 0)] & need == need
+                ]
+                if not candidates:
+                    return None
+                candidates.sort(key=lambda c: (c != named, self._booked_slots[c], c))
+                chosen.append(candidates[0])
+            room = next(
+                (r for r in self.rooms_for(step, site_id)
+                 if self.room_free(r, site_id, day) & ~taken[(r, 1)] & need == need),
+                None,
+            )
+            if room is None:
+                return None
+            for c in chosen:
+                taken[(c, 0)] |= need
+            taken[(room, 1)] |= need
+            bookings.append(
+                Booking(bundle.id, bundle.patient_id, 0, step, day, site_id, start,
+                        tuple(chosen), room)
+            )
+        return bookings
+
+    # --- committing ----------------------------------------------------------------------------
+    def commit(self, bookings: list[Booking]) -> None:
+        """Book one visit's steps; each commit is one trip."""
+        self._next_visit += 1
+        for b in bookings:
+            b = replace(b, visit_key=self._next_visit)
+            self._mark(b, add=True)
+            self.by_bundle[b.bundle_id].append(b)
+
+    def release_bundle(self, bundle_id: str) -> None:
+        for b in self.by_bundle.pop(bundle_id, []):
+            self._mark(b, add=False)
+
+    def _mark(self, b: Booking, add: bool) -> None:
+        need = span_mask(b.start, b.step.slots)
+        keys = [("c", c, b.day) for c in b.clinician_ids]
+        keys += [("r", b.room_id, b.day), ("p", b.patient_id, b.day)]
+        for key in keys:
+            if add:
+                assert not self._busy[key] & need, f"double booking of {key}"
+                self._busy[key] |= need
+            else:
+                self._busy[key] &= ~need
+        for c in b.clinician_ids:
+            self._booked_slots[c] += b.step.slots if add else -b.step.slots
+
+    @property
+    def bookings(self) -> list[Booking]:
+        return [b for items in self.by_bundle.values() for b in items]

@@ -1,0 +1,175 @@
+"""The scenario compiled for planning: day indexes, valid shifts and free-time bitmasks.
+
+Time inside a day is counted in slots (`visit_rules.slot_minutes`); a bitmask holds one bit per
+slot, so "is this clinician free for 25 minutes from 09:10" is one AND of two integers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from scheduler.domain import WEEKDAYS, Clinician, Patient, ReviewType, Room, Scenario
+from scheduler.timegrid import (
+    dates_between,
+    is_bank_holiday,
+    is_working_day,
+    minute_of_day,
+    working_day_ranks,
+)
+
+MINUTES_PER_DAY = 24 * 60
+
+
+def span_mask(first_slot: int, slots: int) -> int:
+    """Bits first_slot .. first_slot + slots - 1."""
+    return ((1 << slots) - 1) << first_slot if slots > 0 else 0
+
+
+def run_starts(free: int, slots: int) -> int:
+    """Bit s set when slots s .. s + slots - 1 are all set in `free`."""
+    runs = free
+    width = 1
+    while width < slots and runs:
+        step = min(width, slots - width)
+        runs &= runs >> step
+        width += step
+    return runs
+
+
+def bits(mask: int):
+    """Indexes of set bits, ascending."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A valid roster session in slots: inside the horizon, not on leave, not a closed bank holiday."""
+
+    clinician_id: str
+    day: int
+    site_id: str
+    start: int
+    end: int
+
+
+@dataclass
+class Instance:
+    scenario: Scenario
+    slot_minutes: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.scenario
+        self.slot_minutes = s.visit_rules.slot_minutes
+        self.days: list[dt.date] = dates_between(s.horizon_start, s.horizon_end)
+        self.day_of = {day: i for i, day in enumerate(self.days)}
+        self.ranks = working_day_ranks(self.days)
+        self.clinicians: dict[str, Clinician] = {c.id: c for c in s.clinicians}
+        self.review_types: dict[str, ReviewType] = {r.id: r for r in s.review_types}
+        self.markers = {m.id: m for m in s.blood_markers}
+        self.components = {c.id: c for c in s.shared_components}
+        self.patients: dict[str, Patient] = {p.id: p for p in s.patients}
+        self.sites = {site.id: site for site in s.sites}
+        self.rooms_at: dict[str, list[Room]] = defaultdict(list)
+        for room in s.rooms:
+            self.rooms_at[room.site_id].append(room)
+        self.travel = {
+            (p.id, r.site_id): r.travel_minutes for p in s.patients for r in p.reachable_sites
+        }
+
+    # --- slots -------------------------------------------------------------------------
+    def slots_up(self, minutes: float) -> int:
+        return math.ceil(minutes / self.slot_minutes - 1e-9)
+
+    def to_slot_floor(self, value: dt.time) -> int:
+        return minute_of_day(value) // self.slot_minutes
+
+    def to_slot_ceil(self, value: dt.time) -> int:
+        return self.slots_up(minute_of_day(value))
+
+    @property
+    def slots_per_day(self) -> int:
+        return MINUTES_PER_DAY // self.slot_minutes
+
+    # --- shifts ------------------------------------------------------------------------
+    @cached_property
+    def shifts(self) -> list[Shift]:
+        s = self.scenario
+        on_leave = {
+            (leave.clinician_id, day)
+            for leave in s.leave
+            for day in dates_between(leave.start_date, leave.end_date)
+        }
+        result = []
+        for session in s.sessions:
+            if session.date not in self.day_of or (session.clinician_id, session.date) in on_leave:
+                continue
+            if is_bank_holiday(session.date) and not session.on_bank_holiday:
+                continue
+            start, end = self.to_slot_ceil(session.start), self.to_slot_floor(session.end)
+            if end > start:
+                day = self.day_of[session.date]
+                result.append(Shift(session.clinician_id, day, session.site_id, start, end))
+        result.sort(key=lambda sh: (sh.day, sh.site_id, sh.clinician_id, sh.start))
+        return result
+
+    @cached_property
+    def clinician_mask(self) -> dict[tuple[str, int, str], int]:
+        """(clinician, day, site) -> slots the clinician is rostered there."""
+        masks: dict[tuple[str, int, str], int] = defaultdict(int)
+        for sh in self.shifts:
+            masks[(sh.clinician_id, sh.day, sh.site_id)] |= span_mask(sh.start, sh.end - sh.start)
+        return dict(masks)
+
+    @cached_property
+    def on_shift(self) -> dict[tuple[int, str], list[str]]:
+        """(day, site) -> clinicians with a shift there, sorted."""
+        result: dict[tuple[int, str], set[str]] = defaultdict(set)
+        for sh in self.shifts:
+            result[(sh.day, sh.site_id)].add(sh.clinician_id)
+        return {key: sorted(value) for key, value in result.items()}
+
+    @cached_property
+    def clinician_sites(self) -> dict[str, set[tuple[int, str]]]:
+        result: dict[str, set[tuple[int, str]]] = defaultdict(set)
+        for sh in self.shifts:
+            result[sh.clinician_id].add((sh.day, sh.site_id))
+        return result
+
+    def open_mask(self, site_id: str) -> int:
+        site = self.sites[site_id]
+        first, last = self.to_slot_ceil(site.opens), self.to_slot_floor(site.closes)
+        return span_mask(first, last - first)
+
+    def patient_mask(self, patient_id: str, day: int) -> int:
+        """Slots the patient can attend on a day."""
+        return self._patient_masks[patient_id][day]
+
+    @cached_property
+    def _patient_masks(self) -> dict[str, list[int]]:
+        full = span_mask(0, self.slots_per_day)
+        result = {}
+        for patient in self.scenario.patients:
+            masks = []
+            for date in self.days:
+                mask = full
+                for away in patient.unavailable:
+                    applies = away.date == date if away.date else WEEKDAYS[date.weekday()] in away.weekdays
+                    if applies:
+                        first = self.to_slot_floor(away.start)
+                        last = self.slots_up(minute_of_day(away.end))
+                        if away.end == dt.time(23, 59):
+                            last = self.slots_per_day
+                        mask &= ~span_mask(first, last - first)
+                masks.append(mask)
+            result[patient.id] = masks
+        return result
+
+    def is_working(self, day: int) -> bool:
+        return is_working_day(self.days[day])

@@ -1,0 +1,88 @@
+"""Plan metrics (definitions in docs/plan-format.md) and the comparison with the old way."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from scheduler.instance import Instance
+from scheduler.plan import Appointment, Comparison, Metrics, UnbookedReview, Visit
+
+
+def _minutes(a) -> float:
+    return (a.end - a.start).total_seconds() / 60
+
+
+def compute_metrics(
+    inst: Instance, appointments: list[Appointment], visits: list[Visit], unbooked: list[UnbookedReview]
+) -> Metrics:
+    scenario = inst.scenario
+    patients = scenario.patients
+    reviews = sum(len(p.due_reviews) for p in patients)
+    unbooked_patients = {u.patient_id for u in unbooked}
+    by_id = {a.id: a for a in appointments}
+
+    review_visits: dict[str, set[str]] = defaultdict(set)
+    for a in appointments:
+        if a.review_ids:
+            review_visits[a.patient_id].add(a.visit_id)
+    consolidating = [p for p in patients if not p.opt_out_consolidation]
+    single = sum(
+        1 for p in consolidating if p.id not in unbooked_patients and len(review_visits[p.id]) == 1
+    )
+
+    named = {p.id: p.named_clinician_id for p in patients if p.named_clinician_id and p.wants_continuity}
+    continuity_total = continuity_kept = 0
+    for a in appointments:
+        if a.patient_id in named and a.review_ids:
+            continuity_total += len(a.review_ids)
+            if named[a.patient_id] in a.clinician_ids:
+                continuity_kept += len(a.review_ids)
+
+    hours = wait = 0.0
+    for v in visits:
+        steps = sorted((by_id[i] for i in v.appointment_ids), key=lambda a: a.start)
+        hours += 2 * inst.travel.get((v.patient_id, v.site_id), 0) + _minutes(v)
+        latest = steps[0].end
+        for a in steps[1:]:
+            wait += max(0.0, (a.start - latest).total_seconds() / 60)
+            latest = max(latest, a.end)
+
+    clinician_minutes = sum(_minutes(a) * len(a.clinician_ids) for a in appointments)
+    rostered = sum(sh.end - sh.start for sh in inst.shifts) * inst.slot_minutes
+    open_days: dict[str, set[int]] = defaultdict(set)
+    for sh in inst.shifts:
+        open_days[sh.site_id].add(sh.day)
+    room_capacity = sum(
+        len(inst.rooms_at.get(site, [])) * bin(inst.open_mask(site)).count("1") * inst.slot_minutes * len(days)
+        for site, days in open_days.items()
+    )
+    patients_with_visit = len({v.patient_id for v in visits})
+    return Metrics(
+        patients=len(patients),
+        patients_fully_booked=len(patients) - len(unbooked_patients),
+        reviews=reviews,
+        reviews_booked=reviews - len(unbooked),
+        appointments=len(appointments),
+        visits=len(visits),
+        blood_draws=sum(1 for a in appointments if a.kind == "blood_draw"),
+        draw_trips=sum(1 for v in visits if v.purpose == "blood_draw_trip"),
+        visits_per_patient=len(visits) / patients_with_visit if patients_with_visit else 0.0,
+        single_visit_share=single / len(consolidating) if consolidating else 0.0,
+        continuity_rate=continuity_kept / continuity_total if continuity_total else 1.0,
+        patient_hours=hours / 60,
+        patient_wait_minutes=round(wait),
+        clinician_minutes=round(clinician_minutes),
+        clinician_utilisation=clinician_minutes / rostered if rostered else 0.0,
+        room_utilisation=sum(_minutes(a) for a in appointments) / room_capacity if room_capacity else 0.0,
+    )
+
+
+def compare(plan: Metrics, old_way: Metrics, shared_minutes_saved: int) -> Comparison:
+    """What consolidation saved against the old way on the same patients and roster."""
+    return Comparison(
+        appointments_saved=old_way.appointments - plan.appointments,
+        trips_saved=old_way.visits - plan.visits,
+        blood_draws_saved=old_way.blood_draws - plan.blood_draws,
+        patient_hours_saved=round(old_way.patient_hours - plan.patient_hours, 2),
+        clinician_minutes_saved=shared_minutes_saved,
+    )

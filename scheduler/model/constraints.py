@@ -1,0 +1,105 @@
+"""Master model constraints, one function per rule.
+
+Capacities are aggregated per (day, site): they are necessary conditions for any detailed
+timetable, so the master is a relaxation and its bound is a true lower bound on every plan.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ortools.sat.python import cp_model
+
+from scheduler.instance import Instance
+from scheduler.model.variables import MasterVars
+
+
+def step_opens_visit(model: cp_model.CpModel, v: MasterVars) -> None:
+    """Hard: a step at a (day, site) means the patient travels there that day."""
+    for (b, k, opt), x in v.x.items():
+        model.add_implication(x, v.visit[(b, opt)])
+    for (b, opt), visit in v.visit.items():
+        steps = [v.x[(b, k, opt)] for k in range(len(v.bundles[b].steps)) if (b, k, opt) in v.x]
+        model.add_bool_or(steps).only_enforce_if(visit)
+
+
+def one_site_per_day(model: cp_model.CpModel, v: MasterVars) -> None:
+    """Hard: a patient's bundle visits at most one site on any day."""
+    per_day = defaultdict(list)
+    for (b, (day, _site)), visit in v.visit.items():
+        per_day[(b, day)].append(visit)
+    for visits in per_day.values():
+        if len(visits) > 1:
+            model.add_at_most_one(visits)
+
+
+def draw_before_review(model: cp_model.CpModel, inst: Instance, v: MasterVars) -> None:
+    """Hard: a review needing bloods follows the combined draw, by the turnaround when results
+    must be back (working days), or the same day or later otherwise."""
+    for b, bundle in enumerate(v.bundles):
+        if bundle.draw is None:
+            continue
+        draw_day = sum(opt[0] * v.x[(b, 0, opt)] for opt in v.options[(b, 0)])
+        draw_rank = sum(inst.ranks[opt[0]] * v.x[(b, 0, opt)] for opt in v.options[(b, 0)])
+        for k, step in enumerate(bundle.steps[1:], start=1):
+            if not step.needs_draw:
+                continue
+            booked = v.booked[(b, k)]
+            model.add_implication(booked, v.booked[(b, 0)])
+            if step.lag_working_days:
+                rank = sum(inst.ranks[opt[0]] * v.x[(b, k, opt)] for opt in v.options[(b, k)])
+                model.add(rank >= draw_rank + step.lag_working_days).only_enforce_if(booked)
+            else:
+                day = sum(opt[0] * v.x[(b, k, opt)] for opt in v.options[(b, k)])
+                model.add(day >= draw_day).only_enforce_if(booked)
+
+
+def visit_fits_length(model: cp_model.CpModel, inst: Instance, v: MasterVars) -> None:
+    """Hard: the steps of one visit fit in the maximum visit length and the patient's free time."""
+    limit = inst.scenario.visit_rules.max_visit_minutes // inst.slot_minutes
+    for (b, opt), _visit in v.visit.items():
+        bundle = v.bundles[b]
+        terms = [bundle.steps[k].slots * v.x[(b, k, opt)]
+                 for k in range(len(bundle.steps)) if (b, k, opt) in v.x]
+        free = inst.patient_mask(bundle.patient_id, opt[0]) & inst.open_mask(opt[1])
+        model.add(sum(terms) <= min(limit, bin(free).count("1")))
+
+
+def _hall_capacity(model, demands: list[tuple[frozenset, int, object]], supply: dict) -> None:
+    """For every set S of resources some demand is limited to: demand confined to S fits in S."""
+    for limit_set in {d[0] for d in demands} | {frozenset().union(*(d[0] for d in demands))}:
+        confined = [slots * x for allowed, slots, x in demands if allowed <= limit_set]
+        capacity = sum(supply[r] for r in limit_set)
+        if confined:
+            model.add(sum(confined) <= capacity)
+
+
+def clinician_capacity(model: cp_model.CpModel, inst: Instance, v: MasterVars) -> None:
+    """Hard (relaxed to minutes): clinicians' rostered time at a site covers the steps booked there."""
+    for (day, site), members in v.at_option.items():
+        on_shift = inst.on_shift.get((day, site), [])
+        supply = {c: bin(inst.clinician_mask.get((c, day, site), 0)).count("1") for c in on_shift}
+        demands = []
+        for b, k in members:
+            step = v.bundles[b].steps[k]
+            for part in step.parts:
+                allowed = frozenset(c for c in part if c in supply)
+                demands.append((allowed, step.slots, v.x[(b, k, (day, site))]))
+        _hall_capacity(model, demands, supply)
+
+
+def room_capacity(model: cp_model.CpModel, inst: Instance, v: MasterVars) -> None:
+    """Hard (relaxed to minutes): rooms with the right capabilities are open long enough."""
+    rooms = {site: list(rs) for site, rs in inst.rooms_at.items()}
+    for (day, site), members in v.at_option.items():
+        open_slots = bin(inst.open_mask(site)).count("1")
+        supply = {r.id: open_slots for r in rooms.get(site, [])}
+        demands = []
+        for b, k in members:
+            step = v.bundles[b].steps[k]
+            allowed = frozenset(
+                r.id for r in rooms.get(site, [])
+                if step.capabilities <= set(r.capabilities) and r.capacity_people >= step.people
+            )
+            demands.append((allowed, step.slots, v.x[(b, k, (day, site))]))
+        _hall_capacity(model, demands, supply)

@@ -1,0 +1,111 @@
+"""Building and solving the master model; callers get a small result, never a raw CpSolver."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ortools.sat.python import cp_model
+
+from scheduler.bundles import Bundle
+from scheduler.domain import SolverSettings
+from scheduler.instance import Instance
+from scheduler.model import constraints
+from scheduler.model.objective import add_objective
+from scheduler.model.variables import Option, build_variables
+
+
+@dataclass(frozen=True)
+class SolverProgress:
+    """What a progress bar shows: best objective so far and the proven bound."""
+
+    elapsed_seconds: float
+    objective: float | None
+    bound: float | None
+
+
+@dataclass
+class SolveResult:
+    status: str
+    objective: int | None
+    best_bound: int
+    wall_seconds: float
+    assignment: dict[tuple[int, int], Option]  # (bundle index, step index) -> (day, site)
+    variables: int
+
+
+class _Reporter(cp_model.CpSolverSolutionCallback):
+    def __init__(self, on_progress: Callable[[SolverProgress], None] | None):
+        super().__init__()
+        self._on_progress = on_progress
+        self._start = time.monotonic()
+        self.bound: float | None = None
+        self.objective: float | None = None
+
+    def on_solution_callback(self) -> None:
+        self.objective = self.objective_value
+        self._emit()
+
+    def on_bound(self, bound: float) -> None:
+        self.bound = bound
+        self._emit()
+
+    def _emit(self) -> None:
+        if self._on_progress:
+            self._on_progress(SolverProgress(time.monotonic() - self._start, self.objective, self.bound))
+
+
+def _floor(value: float) -> int:
+    return math.floor(value + 1e-6) if math.isfinite(value) else 0
+
+
+def solve_master(
+    inst: Instance,
+    bundles: list[Bundle],
+    settings: SolverSettings,
+    hint: dict[tuple[int, int], Option] | None = None,
+    on_progress: Callable[[SolverProgress], None] | None = None,
+) -> SolveResult:
+    model = cp_model.CpModel()
+    v = build_variables(model, inst, bundles)
+    constraints.step_opens_visit(model, v)
+    constraints.one_site_per_day(model, v)
+    constraints.draw_before_review(model, inst, v)
+    constraints.visit_fits_length(model, inst, v)
+    constraints.clinician_capacity(model, inst, v)
+    constraints.room_capacity(model, inst, v)
+    add_objective(model, inst, v)
+    if hint:
+        for (b, k, opt), x in v.x.items():
+            model.add_hint(x, hint.get((b, k)) == opt)
+        chosen = {(b, opt) for (b, _k), opt in hint.items()}
+        for key, visit in v.visit.items():
+            model.add_hint(visit, key in chosen)
+
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = settings.time_limit_seconds
+    solver.parameters.num_workers = settings.workers
+    solver.parameters.random_seed = settings.seed
+    solver.parameters.log_search_progress = settings.log
+    reporter = _Reporter(on_progress)
+    solver.best_bound_callback = reporter.on_bound
+    started = time.monotonic()
+    status = solver.solve(model, reporter)
+    wall = time.monotonic() - started
+
+    assignment: dict[tuple[int, int], Option] = {}
+    found = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+    if found:
+        for (b, k, opt), x in v.x.items():
+            if solver.value(x):
+                assignment[(b, k)] = opt
+    return SolveResult(
+        status=solver.status_name(status),
+        objective=round(solver.objective_value) if found else None,
+        best_bound=_floor(solver.best_objective_bound),
+        wall_seconds=wall,
+        assignment=assignment,
+        variables=len(model.proto.variables),
+    )

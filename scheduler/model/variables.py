@@ -1,0 +1,60 @@
+"""Master model variables: which (day, site) each step of each bundle goes to, and the visits made.
+
+An option is a (day, site) pair. A step only gets options where it could happen at all with the
+roster empty (clinicians rostered, a room with the capabilities, the patient free, a fasting draw
+early enough), so leaving out the other pairs removes no feasible plan.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from ortools.sat.python import cp_model
+
+from scheduler.bundles import Bundle
+from scheduler.daybook import Daybook
+from scheduler.instance import Instance
+
+Option = tuple[int, str]
+
+
+@dataclass
+class MasterVars:
+    bundles: list[Bundle]
+    options: dict[tuple[int, int], list[Option]] = field(default_factory=dict)
+    x: dict[tuple[int, int, Option], cp_model.IntVar] = field(default_factory=dict)
+    visit: dict[tuple[int, Option], cp_model.IntVar] = field(default_factory=dict)
+    booked: dict[tuple[int, int], cp_model.IntVar] = field(default_factory=dict)
+    at_option: dict[Option, list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))
+
+
+def step_options(inst: Instance, empty: Daybook, bundle: Bundle, step) -> list[Option]:
+    patient = inst.patients[bundle.patient_id]
+    result = []
+    for day in range(max(step.first_day, 0), step.last_day + 1):
+        for reach in sorted(patient.reachable_sites, key=lambda r: r.site_id):
+            if empty.step_starts(bundle, step, day, reach.site_id):
+                result.append((day, reach.site_id))
+    return result
+
+
+def build_variables(model: cp_model.CpModel, inst: Instance, bundles: list[Bundle]) -> MasterVars:
+    v = MasterVars(bundles)
+    empty = Daybook(inst)
+    for b, bundle in enumerate(bundles):
+        for k, step in enumerate(bundle.steps):
+            opts = step_options(inst, empty, bundle, step)
+            v.options[(b, k)] = opts
+            booked = model.new_bool_var(f"booked_{b}_{k}")
+            v.booked[(b, k)] = booked
+            terms = []
+            for opt in opts:
+                x = model.new_bool_var(f"x_{b}_{k}_{opt[0]}_{opt[1]}")
+                v.x[(b, k, opt)] = x
+                v.at_option[opt].append((b, k))
+                terms.append(x)
+                if (b, opt) not in v.visit:
+                    v.visit[(b, opt)] = model.new_bool_var(f"visit_{b}_{opt[0]}_{opt[1]}")
+            model.add(sum(terms) == booked)
+    return v

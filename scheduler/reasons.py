@@ -1,0 +1,64 @@
+"""Why a review could not be booked, in the plan's machine-readable reasons and plain English."""
+
+from __future__ import annotations
+
+from scheduler.bundles import Bundle, Step
+from scheduler.daybook import Daybook
+from scheduler.instance import Instance
+
+
+def _reachable(inst: Instance, bundle: Bundle) -> set[str]:
+    return {r.site_id for r in inst.patients[bundle.patient_id].reachable_sites}
+
+
+def diagnose(inst: Instance, bundle: Bundle, step: Step) -> tuple[str, str]:
+    """The first reason that explains the step on an empty roster, else capacity."""
+    sites = _reachable(inst, bundle)
+    days = range(max(step.first_day, 0), step.last_day + 1)
+    kinds = ", ".join(step.review_type_ids) or "blood draw"
+    if not days:
+        return "patient_unavailable", f"The due window for {kinds} lies outside the planning period."
+    rostered = [
+        (day, site) for day in days for site in sites
+        if all(any(c in inst.on_shift.get((day, site), ()) for c in part) for part in step.parts)
+    ]
+    if not rostered:
+        return (
+            "no_clinician_rostered",
+            f"No clinician allowed to do {kinds} works at a site the patient can reach in the window.",
+        )
+    empty = Daybook(inst)
+    if not any(empty.rooms_for(step, site) for site in sites):
+        needs = ", ".join(sorted(step.capabilities)) or "a room"
+        return "no_room_with_capability", f"No room with {needs} for this patient at a reachable site."
+    possible = [(d, s) for d, s in rostered if empty.step_starts(bundle, step, d, s)]
+    if not possible:
+        return (
+            "patient_unavailable",
+            f"The patient is unavailable whenever {kinds} could be done in the window.",
+        )
+    draw = bundle.draw
+    if step.needs_draw and draw is not None:
+        draws = [
+            day for day in range(draw.first_day, draw.last_day + 1) for site in sites
+            if empty.step_starts(bundle, draw, day, site)
+        ]
+        lag = step.lag_working_days
+        latest = max(inst.ranks[d] for d, _ in possible)
+        if not draws or min(inst.ranks[d] for d in draws) + lag > latest:
+            return (
+                "no_blood_draw_before_review",
+                f"Blood results ({lag} working days) cannot be back before {kinds} inside the window.",
+            )
+    return "capacity_used_up", f"Possible for {kinds}, but the roster's capacity went to others."
+
+
+def unbooked_reasons(inst: Instance, bundles: list[Bundle], booked: set[str]) -> dict[str, tuple[str, str]]:
+    reasons = {}
+    for bundle in bundles:
+        for step in bundle.review_steps:
+            missing = [r for r in step.review_ids if r not in booked]
+            if missing:
+                reason = diagnose(inst, bundle, step)
+                reasons.update({r: reason for r in missing})
+    return reasons
