@@ -48,7 +48,7 @@ def _named(inst: Instance, bundle: Bundle) -> str | None:
     return patient.named_clinician_id if patient.wants_continuity else None
 
 
-def master_objective(inst: Instance, v: MasterVars):
+def master_objective(model: cp_model.CpModel, inst: Instance, v: MasterVars):
     """The parts of the objective the master sees; each is at most the plan's own (a bound)."""
     terms = []
     for (b, k), booked in v.booked.items():
@@ -61,6 +61,12 @@ def master_objective(inst: Instance, v: MasterVars):
         bundle = v.bundles[b]
         travel = 2 * inst.travel.get((bundle.patient_id, site), 0) * (1 + bundle.priority)
         terms.append((VISIT + TRAVEL_MINUTE * travel) * visit)
+    for option, members in v.at_option.items():
+        # Any booking at a (day, site) uses at least one clinician session there.
+        used = model.new_bool_var(f"used_{option[0]}_{option[1]}")
+        for b, k in members:
+            model.add_implication(v.x[(b, k, option)], used)
+        terms.append(SESSION_USED * used)
     for (b, k, (day, site)), x in v.x.items():
         bundle = v.bundles[b]
         step = bundle.steps[k]
@@ -119,4 +125,4 @@ def evaluate(inst: Instance, bundles: list[Bundle], bookings: list[Booking]) -> 
 
 
 def add_objective(model: cp_model.CpModel, inst: Instance, v: MasterVars) -> None:
-    model.minimize(master_objective(inst, v))
+    model.minimize(master_objective(model, inst, v))

@@ -1,0 +1,195 @@
+"""The optimiser on small hand-checked scenarios. Every plan goes through the independent checker."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import yaml
+
+from scheduler.domain import Scenario
+from scheduler.model import objective as w
+from scheduler.planner import make_plan
+from scheduler.timegrid import add_working_days
+from tests.builders import patient, scenario, session, solve_checked
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def reviews_of(plan, pid):
+    return [a for a in plan.appointments if a.patient_id == pid and a.kind != "blood_draw"]
+
+
+def draws_of(plan, pid):
+    return [a for a in plan.appointments if a.patient_id == pid and a.kind == "blood_draw"]
+
+
+def test_two_nurse_reviews_become_one_shorter_sitting_with_known_optimum():
+    s = scenario([session("nurse", "2027-03-22")], [patient("P1", "asthma", "hypertension")])
+    plan = solve_checked(s)
+    [review] = reviews_of(plan, "P1")
+    # 15 + 20 minutes, smoking status (2 min) done once: 33, rounded up to the 5-minute slot.
+    assert (review.end - review.start) == dt.timedelta(minutes=35)
+    assert sorted(review.review_type_ids) == ["asthma", "hypertension"]
+    # One trip, 10 minutes each way, one nurse session used: the proven optimum.
+    assert plan.solver.objective == w.VISIT + 2 * 10 * w.TRAVEL_MINUTE + w.SESSION_USED
+    assert plan.solver.best_bound == plan.solver.objective
+    assert plan.solver.status == "OPTIMAL" and plan.solver.gap == 0
+    assert plan.comparison.clinician_minutes_saved == 15 + 20 - 35
+
+
+def test_results_needed_first_means_an_earlier_draw_trip_by_the_turnaround():
+    sessions = [session(c, d) for c in ("nurse", "hca") for d in ("2027-03-22", "2027-03-23", "2027-03-24", "2027-03-25", "2027-03-30")]
+    plan = solve_checked(scenario(sessions, [patient("P1", "diabetes")]))
+    [draw], [review] = draws_of(plan, "P1"), reviews_of(plan, "P1")
+    assert review.date >= add_working_days(draw.date, 3)
+    assert draw.visit_id != review.visit_id
+    assert plan.metrics.draw_trips == 1 and plan.metrics.visits == 2
+    assert sorted(draw.blood_marker_ids) == ["hba1c", "ue_egfr"]
+
+
+def test_point_of_care_marker_keeps_the_draw_inside_the_visit():
+    s = scenario([session("nurse", "2027-03-22"), session("hca", "2027-03-22")], [patient("P1", "diabetes")])
+    data = s.model_dump()
+    for marker in data["blood_markers"]:
+        marker["point_of_care"] = True
+    s = Scenario.model_validate(data)
+    plan = solve_checked(s)
+    [draw], [review] = draws_of(plan, "P1"), reviews_of(plan, "P1")
+    assert draw.visit_id == review.visit_id and draw.end <= review.start
+    assert plan.metrics.visits == 1 and plan.metrics.single_visit_share == 1.0
+
+
+def test_fasting_draw_is_booked_in_the_morning():
+    s = scenario(
+        [session("hca", "2027-03-22", "08:30", "18:00"), session("nurse", "2027-03-30", "14:00", "18:00")],
+        [patient("P1", "diabetes", unavailable=[{"weekdays": ["mon"], "start": "08:30", "end": "09:30"}])],
+    )
+    data = s.model_dump()
+    data["review_types"][3]["blood_marker_ids"] = ["hba1c", "glucose_fasting"]
+    plan = solve_checked(Scenario.model_validate(data))
+    [draw] = draws_of(plan, "P1")
+    assert dt.time(9, 30) <= draw.start.time() <= dt.time(10, 30)
+
+
+def test_joint_consultation_needs_an_mdt_room():
+    sessions = [session("gp", "2027-03-22"), session("nurse", "2027-03-22")]
+    joint_patient = patient("P1", "frailty", "asthma", joint_consultation=True)
+    without = solve_checked(scenario(sessions, [joint_patient]))
+    assert {a.kind for a in reviews_of(without, "P1")} == {"review"}
+    assert len(reviews_of(without, "P1")) == 2
+
+    rooms = [*scenario([], []).model_dump()["rooms"],
+             {"id": "mdt", "site_id": "surgery", "capacity_people": 6, "capabilities": ["mdt"]}]
+    with_room = solve_checked(scenario(sessions, [joint_patient], rooms=rooms))
+    [joint] = reviews_of(with_room, "P1")
+    assert joint.kind == "joint_review" and joint.room_id == "mdt"
+    assert sorted(joint.clinician_ids) == ["gp", "nurse"]
+    # Longest review (30) plus 10 minutes for the other one.
+    assert joint.end - joint.start == dt.timedelta(minutes=40)
+
+
+def test_named_clinician_is_honoured_when_rostered_and_replaced_when_on_leave():
+    nurses = {"id": "nurse2", "role": "practice_nurse", "review_type_ids": ["asthma"]}
+    clinicians = [*scenario([], []).model_dump()["clinicians"], nurses]
+    sessions = [session("nurse", "2027-03-23"), session("nurse2", "2027-03-23")]
+    p = patient("P1", "asthma", named_clinician_id="nurse2")
+    plan = solve_checked(scenario(sessions, [p], clinicians=clinicians))
+    assert reviews_of(plan, "P1")[0].clinician_ids == ["nurse2"]
+    assert plan.metrics.continuity_rate == 1.0
+
+    away = [{"clinician_id": "nurse2", "start_date": "2027-03-22", "end_date": "2027-04-02"}]
+    plan = solve_checked(scenario(sessions, [p], clinicians=clinicians, leave=away))
+    assert reviews_of(plan, "P1")[0].clinician_ids == ["nurse"]
+    assert plan.metrics.continuity_rate == 0.0
+
+
+def test_appointments_either_side_of_the_clock_change_have_the_right_instant():
+    sessions = [session("nurse", "2027-03-25"), session("nurse", "2027-03-30")]
+    patients = [
+        patient("WINTER", "asthma", first="2027-03-25", last="2027-03-25"),
+        patient("SUMMER", "asthma", first="2027-03-30", last="2027-03-30"),
+    ]
+    plan = solve_checked(scenario(sessions, patients))
+    winter, summer = reviews_of(plan, "WINTER")[0], reviews_of(plan, "SUMMER")[0]
+    assert winter.start.isoformat() == "2027-03-25T08:30:00+00:00"
+    assert summer.start.isoformat() == "2027-03-30T08:30:00+01:00"
+    assert summer.start.astimezone(dt.timezone.utc).hour == 7
+
+
+def test_bank_holiday_sessions_are_ignored_unless_flagged():
+    good_friday = "2027-03-26"
+    p = patient("P1", "asthma", first=good_friday, last=good_friday)
+    plan = solve_checked(scenario([session("nurse", good_friday)], [p]))
+    assert [u.reason for u in plan.unbooked] == ["no_clinician_rostered"]
+
+    plan = solve_checked(scenario([session("nurse", good_friday, on_bank_holiday=True)], [p]))
+    assert not plan.unbooked and reviews_of(plan, "P1")[0].date == dt.date(2027, 3, 26)
+
+
+def test_fewest_visits_when_one_visit_is_impossible():
+    # Only the GP does frailty (Mondays) and only the nurse does asthma (Tuesdays).
+    sessions = [session("gp", "2027-03-22"), session("nurse", "2027-03-23")]
+    plan = solve_checked(scenario(sessions, [patient("P1", "frailty", "asthma")]))
+    assert plan.metrics.reviews_booked == 2 and plan.metrics.visits == 2
+    assert plan.metrics.single_visit_share == 0.0
+
+
+def test_every_unbooked_review_has_its_reason():
+    sessions = [session("nurse", "2027-03-22", "08:30", "09:00")]
+    patients = [
+        patient("NOGP", "frailty"),  # nobody who does frailty is rostered
+        patient("NOSPIRO", "copd"),  # no room with spirometry ... removed below
+        patient("AWAY", "asthma", unavailable=[{"weekdays": ["mon", "tue", "wed", "thu", "fri"]}]),
+        patient("FIRST", "asthma", priority=3),
+        patient("SECOND", "hypertension"),  # the 30-minute session is used up by FIRST
+    ]
+    rooms = [r for r in scenario([], []).model_dump()["rooms"] if r["id"] != "nurse-room"]
+    plan = solve_checked(scenario(sessions, patients, rooms=rooms))
+    reasons = {u.patient_id: u.reason for u in plan.unbooked}
+    assert reasons == {
+        "NOGP": "no_clinician_rostered",
+        "NOSPIRO": "no_room_with_capability",
+        "AWAY": "patient_unavailable",
+        "SECOND": "capacity_used_up",
+    }
+    assert all(u.detail for u in plan.unbooked)
+
+
+def test_results_that_cannot_be_back_in_the_window_are_explained():
+    sessions = [session(c, d) for c in ("nurse", "hca") for d in ("2027-03-22", "2027-03-23")]
+    plan = solve_checked(scenario(sessions, [patient("P1", "diabetes", last="2027-03-23")]))
+    assert [u.reason for u in plan.unbooked] == ["no_blood_draw_before_review"]
+
+
+def test_opted_out_patient_gets_separate_appointments_each_with_its_own_draw():
+    sessions = [session(c, d) for c in ("nurse", "hca") for d in ("2027-03-22", "2027-03-23", "2027-03-30", "2027-03-31")]
+    plan = solve_checked(scenario(sessions, [patient("P1", "asthma", "hypertension", opt_out_consolidation=True)]))
+    reviews = reviews_of(plan, "P1")
+    assert len(reviews) == 2 and all(len(a.review_ids) == 1 for a in reviews)
+    assert len({a.visit_id for a in reviews}) == 2
+
+
+def test_high_priority_patient_gets_the_only_slot():
+    sessions = [session("nurse", "2027-03-22", "08:30", "08:50")]
+    patients = [patient("ROUTINE", "hypertension"), patient("URGENT", "hypertension", priority=3)]
+    plan = solve_checked(scenario(sessions, patients))
+    assert [a.patient_id for a in plan.appointments] == ["URGENT"]
+
+
+def test_one_worker_and_a_fixed_seed_give_the_same_plan():
+    s = Scenario.model_validate(yaml.safe_load((ROOT / "sample_rosters/tutorial.yaml").read_text()))
+    s = s.model_copy(update={"solver": s.solver.model_copy(update={"workers": 1, "seed": 11})})
+    first, second = make_plan(s), make_plan(s)
+    assert first.model_dump(exclude={"solver"}) == second.model_dump(exclude={"solver"})
+    assert first.solver.objective == second.solver.objective
+
+
+def test_tutorial_plan_is_valid_and_beats_the_old_way():
+    s = Scenario.model_validate(yaml.safe_load((ROOT / "sample_rosters/tutorial.yaml").read_text()))
+    plan = solve_checked(s)
+    old, greedy = plan.baselines["old_way"], plan.baselines["greedy"]
+    assert plan.metrics.reviews_booked == plan.metrics.reviews == 20
+    assert plan.metrics.visits < old.visits and plan.metrics.blood_draws < old.blood_draws
+    assert plan.solver.best_bound <= plan.solver.objective
+    assert plan.metrics.single_visit_share >= greedy.single_visit_share
