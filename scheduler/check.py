@@ -1,0 +1,926 @@
+"""The independent plan checker: verifies every hard rule of docs/plan-format.md and the metrics.
+
+Written separately from the optimiser so that it catches the optimiser's mistakes. It reads only
+the scenario and the plan; it imports nothing else from `scheduler` on purpose. Each hard rule is
+one small function below (docstring "Hard: ..."); `check_plan` runs them all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import holidays
+import pendulum
+
+from scheduler.domain import (
+    WEEKDAYS,
+    Clinician,
+    DueReview,
+    Patient,
+    ReviewType,
+    RosterSession,
+    Scenario,
+)
+from scheduler.plan import Appointment, Metrics, Plan, Visit
+
+TZ = "Europe/London"
+LONDON = pendulum.timezone(TZ)
+UTC = dt.timezone.utc
+FLOAT_TOLERANCE = 1e-6
+REVIEW_KINDS = ("review", "joint_review")
+
+# Every code the checker can report, in the order of the doc's table (used to group reports).
+CODES: tuple[str, ...] = (
+    "outside_horizon",
+    "bad_times",
+    "wrong_duration",
+    "clinician_not_rostered",
+    "clinician_on_leave",
+    "role_not_allowed",
+    "clinician_double_booked",
+    "room_double_booked",
+    "patient_double_booked",
+    "room_wrong_site",
+    "room_closed",
+    "room_capability_missing",
+    "room_over_capacity",
+    "site_not_reachable",
+    "patient_unavailable",
+    "review_not_accounted",
+    "outside_due_window",
+    "marker_not_drawn",
+    "results_not_back",
+    "fasting_draw_too_late",
+    "more_than_one_draw",
+    "opted_out_combined",
+    "visit_inconsistent",
+    "visit_too_long",
+    "wait_too_long",
+    "metrics_mismatch",
+)
+
+
+@dataclass
+class Violation:
+    """One broken hard rule."""
+
+    code: str
+    message: str
+    appointment_id: str | None = None
+    patient_id: str | None = None
+
+
+@dataclass
+class CheckReport:
+    """Everything the checker found, plus its own recomputation of the plan's metrics."""
+
+    violations: list[Violation]
+    metrics: Metrics
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def codes(self) -> set[str]:
+        """The distinct violation codes reported."""
+        return {v.code for v in self.violations}
+
+
+# --------------------------------------------------------------------------------------------
+# Time helpers
+
+
+def to_utc(value: dt.datetime) -> dt.datetime:
+    """The instant in UTC (a naive value is taken as London wall-clock time)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        return pendulum.instance(value, tz=TZ).astimezone(UTC)
+    return value.astimezone(UTC)
+
+
+def to_local(value: dt.datetime) -> dt.datetime:
+    """The instant as an aware Europe/London datetime (use for display, dates and clock times)."""
+    return to_utc(value).astimezone(LONDON)
+
+
+def offset_is_london(value: dt.datetime) -> bool:
+    """True when the value carries Europe/London's UTC offset for that instant."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        return False
+    return value.utcoffset() == to_local(value).utcoffset()
+
+
+def minutes(delta: dt.timedelta) -> float:
+    return delta.total_seconds() / 60.0
+
+
+def ceil_slot(x: float, slot: int) -> int:
+    """Round minutes up to a whole slot (a hair of tolerance so 1.1 × 50 is 55, not 60)."""
+    return int(math.ceil(x / slot - 1e-9)) * slot
+
+
+class WorkingDays:
+    """Monday to Friday, not an England bank holiday."""
+
+    def __init__(self, years: range) -> None:
+        self.bank_holidays = holidays.UK(subdiv="ENG", years=years)
+
+    def is_bank_holiday(self, day: dt.date) -> bool:
+        return day in self.bank_holidays
+
+    def is_working_day(self, day: dt.date) -> bool:
+        return day.weekday() < 5 and not self.is_bank_holiday(day)
+
+    def add(self, day: dt.date, n: int) -> dt.date:
+        """The date n working days after `day` (n = 0 gives `day`)."""
+        while n > 0:
+            day += dt.timedelta(days=1)
+            if self.is_working_day(day):
+                n -= 1
+        return day
+
+
+def add_working_days(day: dt.date, n: int) -> dt.date:
+    """The date n working days after `day` (England bank holidays excluded)."""
+    return WorkingDays(range(day.year, day.year + 2)).add(day, n)
+
+
+# --------------------------------------------------------------------------------------------
+# Indexes built once per check
+
+
+class _Appt:
+    """An appointment with its instants (UTC, for order and arithmetic) and London wall-clock
+    times (naive, for dates and clock times) resolved once."""
+
+    __slots__ = ("a", "s", "e", "start", "end", "date")
+
+    def __init__(self, a: Appointment) -> None:
+        self.a = a
+        self.s, self.e = to_utc(a.start), to_utc(a.end)
+        self.start = self.s.astimezone(LONDON).replace(tzinfo=None)
+        self.end = self.e.astimezone(LONDON).replace(tzinfo=None)
+        self.date: dt.date = self.start.date()
+
+
+@dataclass
+class _Ctx:
+    scenario: Scenario
+    plan: Plan
+    appts: list[_Appt] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        s = self.scenario
+        self.rules = s.visit_rules
+        self.sites = {x.id: x for x in s.sites}
+        self.rooms = {x.id: x for x in s.rooms}
+        self.clinicians: dict[str, Clinician] = {x.id: x for x in s.clinicians}
+        self.markers = {x.id: x for x in s.blood_markers}
+        self.components = {x.id: x for x in s.shared_components}
+        self.review_types: dict[str, ReviewType] = {x.id: x for x in s.review_types}
+        self.patients: dict[str, Patient] = {x.id: x for x in s.patients}
+        self.due: dict[str, tuple[Patient, DueReview]] = {}
+        for p in s.patients:
+            for d in p.due_reviews:
+                self.due.setdefault(p.review_id(d), (p, d))
+        years = range(s.horizon_start.year - 1, s.horizon_end.year + 2)
+        self.working = WorkingDays(years)
+        self.leave: set[tuple[str, dt.date]] = set()
+        for lv in s.leave:
+            day = lv.start_date
+            while day <= lv.end_date:
+                self.leave.add((lv.clinician_id, day))
+                day += dt.timedelta(days=1)
+        self.sessions: dict[tuple[str, dt.date], list[RosterSession]] = defaultdict(list)
+        for sess in s.sessions:
+            if self.session_valid(sess):
+                self.sessions[(sess.clinician_id, sess.date)].append(sess)
+        self.appts = [_Appt(a) for a in self.plan.appointments]
+        self.by_id: dict[str, _Appt] = {}
+        for x in self.appts:
+            self.by_id.setdefault(x.a.id, x)
+        self.by_patient: dict[str, list[_Appt]] = defaultdict(list)
+        for x in self.appts:
+            self.by_patient[x.a.patient_id].append(x)
+
+    def session_valid(self, sess: RosterSession) -> bool:
+        """Inside the horizon, not on leave, and a working day / weekend unless an unflagged
+        bank holiday."""
+        s = self.scenario
+        if not (s.horizon_start <= sess.date <= s.horizon_end):
+            return False
+        if (sess.clinician_id, sess.date) in self.leave:
+            return False
+        return sess.on_bank_holiday or not self.working.is_bank_holiday(sess.date)
+
+    @cached_property
+    def draws_by_patient(self) -> dict[str, list[_Appt]]:
+        out: dict[str, list[_Appt]] = defaultdict(list)
+        for x in self.appts:
+            if x.a.kind == "blood_draw":
+                out[x.a.patient_id].append(x)
+        return out
+
+    def known_types(self, a: Appointment) -> list[ReviewType]:
+        return [self.review_types[t] for t in a.review_type_ids if t in self.review_types]
+
+    def factor(self, patient_id: str) -> float:
+        p = self.patients.get(patient_id)
+        return p.needs.extra_time_factor if p else 1.0
+
+    def expected_minutes(self, a: Appointment) -> int | None:
+        """The appointment's duration per the doc's formulas (None when it cannot be known)."""
+        r = self.rules
+        f = self.factor(a.patient_id)
+        if a.kind == "blood_draw":
+            return ceil_slot(r.blood_draw_minutes * f, r.slot_minutes)
+        types = self.known_types(a)
+        if not types or len(types) != len(a.review_type_ids):
+            return None
+        if a.kind == "joint_review":
+            base = max(t.duration_minutes for t in types)
+            base += r.joint_extra_minutes_per_review * (len(types) - 1)
+            return ceil_slot(f * base, r.slot_minutes)
+        counts: dict[str, int] = defaultdict(int)
+        for t in types:
+            for c in t.shared_component_ids:
+                counts[c] += 1
+        savings = sum(
+            (k - 1) * self.components[c].minutes
+            for c, k in counts.items()
+            if k >= 2 and c in self.components
+        )
+        return ceil_slot(f * (sum(t.duration_minutes for t in types) - savings), r.slot_minutes)
+
+
+def _v(code: str, message: str, x: _Appt | None = None, patient_id: str | None = None) -> Violation:
+    if x is not None:
+        return Violation(code, message, x.a.id, x.a.patient_id)
+    return Violation(code, message, None, patient_id)
+
+
+def _hm(t: dt.time | dt.datetime) -> str:
+    return t.strftime("%H:%M")
+
+
+def _overlaps(items: list[_Appt], key) -> list[tuple[_Appt, _Appt, str]]:
+    """Pairs that overlap within each group (half-open intervals: touching is fine)."""
+    groups: dict[str, list[_Appt]] = defaultdict(list)
+    for x in items:
+        for k in key(x):
+            groups[k].append(x)
+    found = []
+    for k, xs in groups.items():
+        xs.sort(key=lambda x: (x.s, x.e))
+        latest: _Appt | None = None
+        for x in xs:
+            if latest is not None and x.s < latest.e:
+                found.append((latest, x, k))
+            if latest is None or x.e > latest.e:
+                latest = x
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# The hard rules, one function each
+
+
+def inside_horizon(c: _Ctx) -> list[Violation]:
+    """Hard: every appointment date lies in [horizon_start, horizon_end]."""
+    s = c.scenario
+    return [
+        _v("outside_horizon", f"on {x.date}, outside {s.horizon_start}..{s.horizon_end}", x)
+        for x in c.appts
+        if not (s.horizon_start <= x.date <= s.horizon_end)
+    ]
+
+
+def times_well_formed(c: _Ctx) -> list[Violation]:
+    """Hard: start < end, Europe/London offsets, `date` is the local date, one local day."""
+    out = []
+    for x in c.appts:
+        a = x.a
+        if x.e <= x.s:
+            out.append(_v("bad_times", f"start {a.start.isoformat()} is not before end", x))
+        for name, value in (("start", a.start), ("end", a.end)):
+            if not offset_is_london(value):
+                out.append(_v("bad_times", f"{name} {value.isoformat()} does not carry Europe/London's offset {to_local(value).isoformat()}", x))
+        if a.date != x.date:
+            out.append(_v("bad_times", f"date {a.date} is not the local date of start ({x.date})", x))
+        if x.end.date() != x.date:
+            out.append(_v("bad_times", f"ends on another local day ({x.end.date()})", x))
+    for v in c.plan.visits:
+        for name, value in (("start", v.start), ("end", v.end)):
+            if not offset_is_london(value):
+                out.append(Violation("bad_times", f"visit {v.id} {name} {value.isoformat()} does not carry Europe/London's offset", None, v.patient_id))
+    return out
+
+
+def durations_correct(c: _Ctx) -> list[Violation]:
+    """Hard: each appointment lasts exactly its duration per the doc's formulas."""
+    out = []
+    for x in c.appts:
+        want = c.expected_minutes(x.a)
+        got = minutes(x.e - x.s)
+        if want is not None and abs(got - want) > FLOAT_TOLERANCE:
+            out.append(_v("wrong_duration", f"{x.a.kind} lasts {got:g} min, should be {want}", x))
+    return out
+
+
+def clinician_rostered(c: _Ctx) -> list[Violation]:
+    """Hard: each clinician has a valid session that day at that site covering it."""
+    out = []
+    for x in c.appts:
+        for cid in x.a.clinician_ids:
+            if (cid, x.date) in c.leave:
+                continue  # reported as clinician_on_leave
+            if not any(
+                s.site_id == x.a.site_id and s.start <= x.start.time() and x.end.time() <= s.end
+                for s in c.sessions.get((cid, x.date), [])
+            ):
+                out.append(_v("clinician_not_rostered", f"{cid} has no valid session at {x.a.site_id} on {x.date} covering {_hm(x.start)}-{_hm(x.end)}", x))
+    return out
+
+
+def clinician_not_on_leave(c: _Ctx) -> list[Violation]:
+    """Hard: no clinician works on a leave day."""
+    return [
+        _v("clinician_on_leave", f"{cid} is on leave on {x.date}", x)
+        for x in c.appts
+        for cid in x.a.clinician_ids
+        if (cid, x.date) in c.leave
+    ]
+
+
+def _may_do(cl: Clinician, t: ReviewType) -> bool:
+    return cl.role in t.roles and t.id in cl.review_type_ids
+
+
+def roles_allowed(c: _Ctx) -> list[Violation]:
+    """Hard: reviews by allowed, qualified clinicians (one per review); draws by a bleeder."""
+    out = []
+    for x in c.appts:
+        a = x.a
+        ids = a.clinician_ids
+        if len(set(ids)) != len(ids):
+            out.append(_v("role_not_allowed", f"a clinician is listed twice: {ids}", x))
+        unknown = [cid for cid in ids if cid not in c.clinicians]
+        if unknown:
+            out.append(_v("role_not_allowed", f"unknown clinician(s) {unknown}", x))
+        cls = [c.clinicians[cid] for cid in ids if cid in c.clinicians]
+        if a.kind == "blood_draw":
+            if len(ids) != 1:
+                out.append(_v("role_not_allowed", f"a blood draw needs exactly one clinician, has {len(ids)}", x))
+            for cl in cls:
+                if not cl.takes_bloods:
+                    out.append(_v("role_not_allowed", f"{cl.id} does not take bloods", x))
+            continue
+        types = c.known_types(a)
+        if a.kind == "review":
+            if len(ids) != 1:
+                out.append(_v("role_not_allowed", f"a review needs exactly one clinician, has {len(ids)}", x))
+        elif len(set(ids)) < 2:
+            out.append(_v("role_not_allowed", f"a joint review needs at least two clinicians, has {len(set(ids))}", x))
+        for t in types:
+            if not any(_may_do(cl, t) for cl in cls):
+                out.append(_v("role_not_allowed", f"no clinician in {ids} may carry out {t.id}", x))
+        if a.kind == "joint_review":
+            for cl in cls:
+                if types and not any(_may_do(cl, t) for t in types):
+                    out.append(_v("role_not_allowed", f"{cl.id} may carry out none of the joint review's reviews", x))
+    return out
+
+
+def no_clinician_double_booked(c: _Ctx) -> list[Violation]:
+    """Hard: no two appointments overlap for one clinician."""
+    return [
+        _v("clinician_double_booked", f"{k} is also in {a.a.id} ({_hm(a.start)}-{_hm(a.end)} on {a.date})", b)
+        for a, b, k in _overlaps(c.appts, lambda x: set(x.a.clinician_ids))
+    ]
+
+
+def no_room_double_booked(c: _Ctx) -> list[Violation]:
+    """Hard: no two appointments overlap in one room."""
+    return [
+        _v("room_double_booked", f"room {k} is also used by {a.a.id} ({_hm(a.start)}-{_hm(a.end)} on {a.date})", b)
+        for a, b, k in _overlaps(c.appts, lambda x: [x.a.room_id])
+    ]
+
+
+def no_patient_double_booked(c: _Ctx) -> list[Violation]:
+    """Hard: no two appointments overlap for one patient."""
+    return [
+        _v("patient_double_booked", f"patient is also in {a.a.id} ({_hm(a.start)}-{_hm(a.end)} on {a.date})", b)
+        for a, b, k in _overlaps(c.appts, lambda x: [x.a.patient_id])
+    ]
+
+
+def room_at_site(c: _Ctx) -> list[Violation]:
+    """Hard: the room exists and belongs to the appointment's site."""
+    out = []
+    for x in c.appts:
+        room = c.rooms.get(x.a.room_id)
+        if room is None:
+            out.append(_v("room_wrong_site", f"unknown room {x.a.room_id}", x))
+        elif room.site_id != x.a.site_id:
+            out.append(_v("room_wrong_site", f"room {room.id} is at {room.site_id}, not {x.a.site_id}", x))
+    return out
+
+
+def room_open(c: _Ctx) -> list[Violation]:
+    """Hard: the appointment lies within the site's opening hours."""
+    out = []
+    for x in c.appts:
+        site = c.sites.get(x.a.site_id)
+        if site is None:
+            continue  # reported as site_not_reachable
+        if x.start.time() < site.opens or x.end.time() > site.closes or x.end.date() != x.date:
+            out.append(_v("room_closed", f"{_hm(x.start)}-{_hm(x.end)} is outside {site.id}'s hours {_hm(site.opens)}-{_hm(site.closes)}", x))
+    return out
+
+
+def room_has_capabilities(c: _Ctx) -> list[Violation]:
+    """Hard: the room has every capability the reviews, the kind and the patient need."""
+    out = []
+    for x in c.appts:
+        room = c.rooms.get(x.a.room_id)
+        if room is None:
+            continue  # reported as room_wrong_site
+        need = {cap for t in c.known_types(x.a) for cap in t.room_capabilities}
+        if x.a.kind == "blood_draw":
+            need.add("phlebotomy")
+        if x.a.kind == "joint_review":
+            need.add("mdt")
+        p = c.patients.get(x.a.patient_id)
+        if p is not None and p.needs.wheelchair:
+            need.add("wheelchair_access")
+        missing = sorted(need - set(room.capabilities))
+        if missing:
+            out.append(_v("room_capability_missing", f"room {room.id} lacks {', '.join(missing)}", x))
+    return out
+
+
+def room_within_capacity(c: _Ctx) -> list[Violation]:
+    """Hard: the room holds the patient, a carer if attending, and every clinician."""
+    out = []
+    for x in c.appts:
+        room = c.rooms.get(x.a.room_id)
+        if room is None:
+            continue
+        p = c.patients.get(x.a.patient_id)
+        people = 1 + (1 if p is not None and p.needs.carer_attending else 0) + len(set(x.a.clinician_ids))
+        if room.capacity_people < people:
+            out.append(_v("room_over_capacity", f"room {room.id} holds {room.capacity_people}, needs {people}", x))
+    return out
+
+
+def site_reachable(c: _Ctx) -> list[Violation]:
+    """Hard: the site is one the patient can reach."""
+    out = []
+    for x in c.appts:
+        p = c.patients.get(x.a.patient_id)
+        reachable = {r.site_id for r in p.reachable_sites} if p else set()
+        if x.a.site_id not in c.sites:
+            out.append(_v("site_not_reachable", f"unknown site {x.a.site_id}", x))
+        elif x.a.site_id not in reachable:
+            out.append(_v("site_not_reachable", f"patient cannot reach {x.a.site_id}", x))
+    return out
+
+
+def patient_available(c: _Ctx) -> list[Violation]:
+    """Hard: no appointment overlaps the patient's unavailability."""
+    out = []
+    for x in c.appts:
+        p = c.patients.get(x.a.patient_id)
+        if p is None:
+            continue
+        weekday = WEEKDAYS[x.date.weekday()]
+        for u in p.unavailable:
+            every_day = not u.weekdays and u.date is None
+            if not (every_day or u.date == x.date or weekday in u.weekdays):
+                continue
+            if x.start.time() < u.end and u.start < x.end.time():
+                why = f" ({u.reason})" if u.reason else ""
+                out.append(_v("patient_unavailable", f"patient unavailable {_hm(u.start)}-{_hm(u.end)} on {x.date}{why}", x))
+    return out
+
+
+def reviews_accounted(c: _Ctx) -> list[Violation]:
+    """Hard: every due review is in exactly one appointment or one unbooked entry, never both."""
+    out = []
+    booked: dict[str, int] = defaultdict(int)
+    unbooked: dict[str, int] = defaultdict(int)
+    for x in c.appts:
+        a = x.a
+        if a.patient_id not in c.patients:
+            out.append(_v("review_not_accounted", f"unknown patient {a.patient_id}", x))
+        if a.kind == "blood_draw":
+            if a.review_ids or a.review_type_ids:
+                out.append(_v("review_not_accounted", "a blood draw lists reviews", x))
+            continue
+        if not a.review_ids:
+            out.append(_v("review_not_accounted", f"a {a.kind} covers no review", x))
+        if len(a.review_ids) != len(a.review_type_ids):
+            out.append(_v("review_not_accounted", "review_ids and review_type_ids differ in length", x))
+        for i, rid in enumerate(a.review_ids):
+            booked[rid] += 1
+            owner = c.due.get(rid)
+            if owner is None or owner[0].id != a.patient_id:
+                out.append(_v("review_not_accounted", f"{rid} is not a due review of this patient", x))
+                continue
+            tid = a.review_type_ids[i] if i < len(a.review_type_ids) else None
+            if tid != owner[1].review_type_id:
+                out.append(_v("review_not_accounted", f"{rid} is a {owner[1].review_type_id} review, listed as {tid}", x))
+    for u in c.plan.unbooked:
+        unbooked[u.review_id] += 1
+        owner = c.due.get(u.review_id)
+        if owner is None or owner[0].id != u.patient_id:
+            out.append(Violation("review_not_accounted", f"unbooked {u.review_id} is not a due review of {u.patient_id}", None, u.patient_id))
+        elif u.review_type_id != owner[1].review_type_id:
+            out.append(Violation("review_not_accounted", f"unbooked {u.review_id} is a {owner[1].review_type_id} review, listed as {u.review_type_id}", None, u.patient_id))
+    for rid, (p, _) in c.due.items():
+        n_b, n_u = booked.get(rid, 0), unbooked.get(rid, 0)
+        if n_b + n_u == 1:
+            continue
+        if n_b + n_u == 0:
+            msg = f"{rid} is neither booked nor unbooked"
+        elif n_b and n_u:
+            msg = f"{rid} is both booked and unbooked"
+        else:
+            msg = f"{rid} is booked {n_b} times and unbooked {n_u} times"
+        out.append(Violation("review_not_accounted", msg, None, p.id))
+    return out
+
+
+def inside_due_window(c: _Ctx) -> list[Violation]:
+    """Hard: a review's appointment date lies in its due window."""
+    out = []
+    for x in c.appts:
+        for rid in x.a.review_ids:
+            owner = c.due.get(rid)
+            if owner is None:
+                continue
+            d = owner[1]
+            if not (d.window_start <= x.date <= d.window_end):
+                out.append(_v("outside_due_window", f"{rid} on {x.date}, window {d.window_start}..{d.window_end}", x))
+    return out
+
+
+def markers_drawn(c: _Ctx) -> list[Violation]:
+    """Hard: every marker of a booked review is drawn from the patient before it starts."""
+    out = []
+    for x in c.appts:
+        if x.a.kind == "blood_draw":
+            if not x.a.blood_marker_ids:
+                out.append(_v("marker_not_drawn", "a blood draw draws no markers", x))
+            unknown = [m for m in x.a.blood_marker_ids if m not in c.markers]
+            if unknown:
+                out.append(_v("marker_not_drawn", f"unknown marker(s) {unknown}", x))
+            continue
+        draws = c.draws_by_patient.get(x.a.patient_id, [])
+        for t in c.known_types(x.a):
+            for m in t.blood_marker_ids:
+                if not any(m in d.a.blood_marker_ids and d.e <= x.s for d in draws):
+                    out.append(_v("marker_not_drawn", f"{m} (for {t.id}) is not drawn before {_hm(x.start)} on {x.date}", x))
+    return out
+
+
+def results_back(c: _Ctx) -> list[Violation]:
+    """Hard: lab results (not point-of-care) are back, in working days, before such reviews."""
+    out = []
+    for x in c.appts:
+        if x.a.kind == "blood_draw":
+            continue
+        draws = c.draws_by_patient.get(x.a.patient_id, [])
+        for t in c.known_types(x.a):
+            if not t.results_before_review:
+                continue
+            for m in t.blood_marker_ids:
+                marker = c.markers.get(m)
+                if marker is None or marker.point_of_care:
+                    continue
+                dates = [d.date for d in draws if m in d.a.blood_marker_ids]
+                if not dates:
+                    continue  # reported as marker_not_drawn
+                n = marker.turnaround_working_days
+                if not any(x.date >= c.working.add(d, n) for d in dates):
+                    ready = c.working.add(max(dates), n)
+                    out.append(_v("results_not_back", f"{m} for {t.id}: drawn {max(dates)}, results back {ready} ({n} working days), review on {x.date}", x))
+    return out
+
+
+def fasting_draw_early(c: _Ctx) -> list[Violation]:
+    """Hard: a draw with a fasting marker starts no later than fasting_draw_latest_start."""
+    latest = c.rules.fasting_draw_latest_start
+    out = []
+    for x in c.appts:
+        if x.a.kind != "blood_draw":
+            continue
+        fasting = [m for m in x.a.blood_marker_ids if m in c.markers and c.markers[m].fasting]
+        if fasting and x.start.time() > latest:
+            out.append(_v("fasting_draw_too_late", f"fasting draw ({', '.join(fasting)}) at {_hm(x.start)}, latest {_hm(latest)}", x))
+    return out
+
+
+def at_most_one_draw(c: _Ctx) -> list[Violation]:
+    """Hard: a consolidating patient has at most one blood draw."""
+    out = []
+    for pid, draws in c.draws_by_patient.items():
+        p = c.patients.get(pid)
+        if p is not None and not p.opt_out_consolidation and len(draws) > 1:
+            out.append(Violation("more_than_one_draw", f"{len(draws)} blood draws: {', '.join(d.a.id for d in draws)}", None, pid))
+    return out
+
+
+def opted_out_not_combined(c: _Ctx) -> list[Violation]:
+    """Hard: a patient who opted out has no appointment covering more than one review."""
+    return [
+        _v("opted_out_combined", f"opted out, but {len(x.a.review_ids)} reviews in one appointment", x)
+        for x in c.appts
+        if x.a.kind != "blood_draw"
+        and len(x.a.review_ids) > 1
+        and (p := c.patients.get(x.a.patient_id)) is not None
+        and p.opt_out_consolidation
+    ]
+
+
+def _visit_members(c: _Ctx, v: Visit) -> list[_Appt]:
+    return [c.by_id[i] for i in v.appointment_ids if i in c.by_id]
+
+
+def visits_consistent(c: _Ctx) -> list[Violation]:
+    """Hard: appointments sit in exactly one matching visit whose bounds and purpose fit."""
+    out = []
+
+    def bad(msg: str, pid: str | None, x: _Appt | None = None) -> None:
+        out.append(Violation("visit_inconsistent", msg, x.a.id if x else None, pid))
+
+    seen_visits: set[str] = set()
+    listed: dict[str, list[str]] = defaultdict(list)
+    for v in c.plan.visits:
+        if v.id in seen_visits:
+            bad(f"visit id {v.id} is used twice", v.patient_id)
+        seen_visits.add(v.id)
+        for aid in v.appointment_ids:
+            listed[aid].append(v.id)
+    seen_appts: set[str] = set()
+    for x in c.appts:
+        if x.a.id in seen_appts:
+            bad(f"appointment id {x.a.id} is used twice", x.a.patient_id, x)
+        seen_appts.add(x.a.id)
+        where = listed.get(x.a.id, [])
+        if len(where) != 1:
+            bad(f"appointment is listed in {len(where)} visits", x.a.patient_id, x)
+        elif where[0] != x.a.visit_id:
+            bad(f"appointment says visit {x.a.visit_id}, but is listed in {where[0]}", x.a.patient_id, x)
+    for v in c.plan.visits:
+        unknown = [i for i in v.appointment_ids if i not in c.by_id]
+        if unknown:
+            bad(f"visit {v.id} lists unknown appointment(s) {unknown}", v.patient_id)
+        xs = _visit_members(c, v)
+        if not xs:
+            bad(f"visit {v.id} has no appointments", v.patient_id)
+            continue
+        for x in xs:
+            if x.a.patient_id != v.patient_id or x.date != v.date or x.a.site_id != v.site_id:
+                bad(f"visit {v.id} is {v.patient_id} at {v.site_id} on {v.date}; appointment is {x.a.patient_id} at {x.a.site_id} on {x.date}", v.patient_id, x)
+        first = min(x.s for x in xs)
+        last = max(x.e for x in xs)
+        if to_utc(v.start) != first or to_utc(v.end) != last:
+            bad(f"visit {v.id} runs {to_local(v.start).isoformat()}..{to_local(v.end).isoformat()}, its appointments {to_local(first).isoformat()}..{to_local(last).isoformat()}", v.patient_id)
+        kinds = [x.a.kind for x in xs]
+        p = c.patients.get(v.patient_id)
+        if all(k == "blood_draw" for k in kinds):
+            want = "blood_draw_trip"
+            if len(kinds) != 1:
+                bad(f"blood-draw trip {v.id} holds {len(kinds)} draws", v.patient_id)
+        elif p is not None and p.opt_out_consolidation:
+            want = "separate"
+            n_reviews = sum(k != "blood_draw" for k in kinds)
+            if n_reviews != 1 or len(kinds) - n_reviews > 1:
+                bad(f"separate visit {v.id} holds {n_reviews} review appointments and {len(kinds) - n_reviews} draws", v.patient_id)
+        else:
+            want = "consolidated"
+        if v.purpose != want:
+            bad(f"visit {v.id} purpose is {v.purpose}, its contents make it {want}", v.patient_id)
+    return out
+
+
+def visit_not_too_long(c: _Ctx) -> list[Violation]:
+    """Hard: a consolidated visit spans at most max_visit_minutes."""
+    limit = c.rules.max_visit_minutes
+    out = []
+    for v in c.plan.visits:
+        xs = _visit_members(c, v)
+        if v.purpose != "consolidated" or not xs:
+            continue
+        span = minutes(max(x.e for x in xs) - min(x.s for x in xs))
+        if span > limit + FLOAT_TOLERANCE:
+            out.append(Violation("visit_too_long", f"visit {v.id} spans {span:g} min, max {limit}", None, v.patient_id))
+    return out
+
+
+def _gaps(xs: list[_Appt]) -> list[tuple[_Appt, float]]:
+    """(appointment, idle minutes before it) for each appointment after the first, by start."""
+    xs = sorted(xs, key=lambda x: (x.s, x.e))
+    out = []
+    latest = None
+    for x in xs:
+        if latest is not None:
+            out.append((x, minutes(x.s - latest)))
+        latest = x.e if latest is None else max(latest, x.e)
+    return out
+
+
+def wait_not_too_long(c: _Ctx) -> list[Violation]:
+    """Hard: in a visit, each step starts at most max_wait_minutes after earlier steps end."""
+    limit = c.rules.max_wait_minutes
+    return [
+        _v("wait_too_long", f"waits {gap:g} min before this step in visit {v.id}, max {limit}", x)
+        for v in c.plan.visits
+        for x, gap in _gaps(_visit_members(c, v))
+        if gap > limit + FLOAT_TOLERANCE
+    ]
+
+
+def metrics_match(c: _Ctx, recomputed: Metrics) -> list[Violation]:
+    """Hard: the plan's metrics equal the checker's recomputation."""
+    out = []
+    mine, theirs = recomputed.model_dump(), c.plan.metrics.model_dump()
+    for name, want in mine.items():
+        got = theirs[name]
+        same = abs(got - want) <= FLOAT_TOLERANCE if isinstance(want, float) else got == want
+        if not same:
+            out.append(Violation("metrics_mismatch", f"metrics.{name} is {got}, recomputed {want}"))
+    return out
+
+
+RULES = (
+    inside_horizon,
+    times_well_formed,
+    durations_correct,
+    clinician_rostered,
+    clinician_not_on_leave,
+    roles_allowed,
+    no_clinician_double_booked,
+    no_room_double_booked,
+    no_patient_double_booked,
+    room_at_site,
+    room_open,
+    room_has_capabilities,
+    room_within_capacity,
+    site_reachable,
+    patient_available,
+    reviews_accounted,
+    inside_due_window,
+    markers_drawn,
+    results_back,
+    fasting_draw_early,
+    at_most_one_draw,
+    opted_out_not_combined,
+    visits_consistent,
+    visit_not_too_long,
+    wait_not_too_long,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics
+
+
+def _recompute(c: _Ctx) -> Metrics:
+    s, plan = c.scenario, c.plan
+    n_patients = len(s.patients)
+    unbooked_patients = {u.patient_id for u in plan.unbooked}
+    fully_booked = [p for p in s.patients if p.id not in unbooked_patients]
+
+    review_appt: dict[str, _Appt] = {}
+    for x in c.appts:
+        if x.a.kind in REVIEW_KINDS:
+            for rid in x.a.review_ids:
+                if rid in c.due:
+                    review_appt.setdefault(rid, x)
+
+    visit_patients = {v.patient_id for v in plan.visits}
+    visits_per_patient = len(plan.visits) / len(visit_patients) if visit_patients else 0.0
+
+    consolidating = [p for p in s.patients if not p.opt_out_consolidation]
+    single = 0
+    for p in fully_booked:
+        if p.opt_out_consolidation:
+            continue
+        visit_ids = {x.a.visit_id for x in c.by_patient.get(p.id, []) if x.a.kind in REVIEW_KINDS}
+        if len(visit_ids) == 1:
+            single += 1
+    single_visit_share = single / len(consolidating) if consolidating else 0.0
+
+    wanted = done = 0
+    for p in s.patients:
+        if p.named_clinician_id is None or not p.wants_continuity:
+            continue
+        for d in p.due_reviews:
+            x = review_appt.get(p.review_id(d))
+            if x is not None:
+                wanted += 1
+                done += p.named_clinician_id in x.a.clinician_ids
+    continuity = done / wanted if wanted else 1.0
+
+    travel = {
+        (p.id, r.site_id): r.travel_minutes for p in s.patients for r in p.reachable_sites
+    }
+    hours_minutes = 0.0
+    wait = 0.0
+    for v in plan.visits:
+        hours_minutes += 2 * travel.get((v.patient_id, v.site_id), 0)
+        hours_minutes += minutes(to_utc(v.end) - to_utc(v.start))
+        wait += sum(gap for _, gap in _gaps(_visit_members(c, v)) if gap > 0)
+
+    durations = [minutes(x.e - x.s) for x in c.appts]
+    clinician_minutes = sum(d * len(x.a.clinician_ids) for d, x in zip(durations, c.appts))
+    session_minutes = 0.0
+    site_dates: dict[str, set[dt.date]] = defaultdict(set)
+    for sess in s.sessions:
+        if c.session_valid(sess):
+            session_minutes += _clock_minutes(sess.start, sess.end)
+            site_dates[sess.site_id].add(sess.date)
+    rooms_at: dict[str, int] = defaultdict(int)
+    for r in s.rooms:
+        rooms_at[r.site_id] += 1
+    room_capacity = sum(
+        rooms_at[site.id] * _clock_minutes(site.opens, site.closes) * len(site_dates[site.id])
+        for site in s.sites
+    )
+
+    return Metrics(
+        patients=n_patients,
+        patients_fully_booked=len(fully_booked),
+        reviews=sum(len(p.due_reviews) for p in s.patients),
+        reviews_booked=len(review_appt),
+        appointments=len(plan.appointments),
+        visits=len(plan.visits),
+        blood_draws=sum(a.kind == "blood_draw" for a in plan.appointments),
+        draw_trips=sum(v.purpose == "blood_draw_trip" for v in plan.visits),
+        visits_per_patient=visits_per_patient,
+        single_visit_share=single_visit_share,
+        continuity_rate=continuity,
+        patient_hours=hours_minutes / 60.0,
+        patient_wait_minutes=int(round(wait)),
+        clinician_minutes=int(round(clinician_minutes)),
+        clinician_utilisation=clinician_minutes / session_minutes if session_minutes else 0.0,
+        room_utilisation=sum(durations) / room_capacity if room_capacity else 0.0,
+    )
+
+
+def _clock_minutes(start: dt.time, end: dt.time) -> float:
+    """Minutes between two local clock times on one day (0 if end is not after start)."""
+    delta = (end.hour * 60 + end.minute + end.second / 60) - (
+        start.hour * 60 + start.minute + start.second / 60
+    )
+    return max(delta, 0.0)
+
+
+def recompute_metrics(scenario: Scenario, plan: Plan) -> Metrics:
+    """The plan's metrics per docs/plan-format.md, from the scenario and appointments alone."""
+    return _recompute(_Ctx(scenario, plan))
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+
+
+def check_plan(scenario: Scenario, plan: Plan) -> CheckReport:
+    """Verify every hard rule and the metrics; return all violations found."""
+    c = _Ctx(scenario, plan)
+    violations: list[Violation] = []
+    for rule in RULES:
+        violations.extend(rule(c))
+    metrics = _recompute(c)
+    violations.extend(metrics_match(c, metrics))
+    return CheckReport(violations, metrics)
+
+
+def format_report(report: CheckReport) -> str:
+    """One violation per line, grouped by code (in the doc's order), ending with a count."""
+    by_code: dict[str, list[Violation]] = defaultdict(list)
+    for v in report.violations:
+        by_code[v.code].append(v)
+    order = [code for code in CODES if code in by_code] + sorted(set(by_code) - set(CODES))
+    lines: list[str] = []
+    for code in order:
+        lines.append(f"{code} ({len(by_code[code])}):")
+        for v in by_code[code]:
+            where = ", ".join(
+                part
+                for part in (
+                    f"appointment {v.appointment_id}" if v.appointment_id else "",
+                    f"patient {v.patient_id}" if v.patient_id else "",
+                )
+                if part
+            )
+            lines.append(f"  - {where + ': ' if where else ''}{v.message}")
+    n = len(report.violations)
+    lines.append("OK: no violations" if n == 0 else f"{n} violation{'s' if n != 1 else ''}")
+    return "\n".join(lines)
