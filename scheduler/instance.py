@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from scheduler.domain import WEEKDAYS, Clinician, Patient, ReviewType, Room, Scenario
+from scheduler.domain import WEEKDAYS, Clinician, Patient, ReviewType, Room, RosterSession, Scenario
 from scheduler.timegrid import (
     dates_between,
     is_bank_holiday,
@@ -99,19 +99,25 @@ class Instance:
 
     # --- shifts ------------------------------------------------------------------------
     @cached_property
-    def shifts(self) -> list[Shift]:
+    def valid_sessions(self) -> list[RosterSession]:
+        """Sessions inside the horizon, not on leave, not on a bank holiday unless flagged."""
         s = self.scenario
         on_leave = {
             (leave.clinician_id, day)
             for leave in s.leave
             for day in dates_between(leave.start_date, leave.end_date)
         }
+        return [
+            session for session in s.sessions
+            if session.date in self.day_of
+            and (session.clinician_id, session.date) not in on_leave
+            and (session.on_bank_holiday or not is_bank_holiday(session.date))
+        ]
+
+    @cached_property
+    def shifts(self) -> list[Shift]:
         result = []
-        for session in s.sessions:
-            if session.date not in self.day_of or (session.clinician_id, session.date) in on_leave:
-                continue
-            if is_bank_holiday(session.date) and not session.on_bank_holiday:
-                continue
+        for session in self.valid_sessions:
             start, end = self.to_slot_ceil(session.start), self.to_slot_floor(session.end)
             if end > start:
                 day = self.day_of[session.date]
@@ -160,7 +166,8 @@ class Instance:
             for date in self.days:
                 mask = full
                 for away in patient.unavailable:
-                    applies = away.date == date if away.date else WEEKDAYS[date.weekday()] in away.weekdays
+                    applies = (away.date == date or WEEKDAYS[date.weekday()] in away.weekdays
+                               or (away.date is None and not away.weekdays))
                     if applies:
                         first = self.to_slot_floor(away.start)
                         last = self.slots_up(minute_of_day(away.end))

@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections import defaultdict
 
 from scheduler.instance import Instance
+from scheduler.timegrid import minute_of_day
 from scheduler.plan import Appointment, Comparison, Metrics, UnbookedReview, Visit
 
 
 def _minutes(a) -> float:
     return (a.end - a.start).total_seconds() / 60
+
+
+def _clock_minutes(start, end) -> int:
+    return minute_of_day(end) - minute_of_day(start)
 
 
 def compute_metrics(
@@ -48,12 +53,12 @@ def compute_metrics(
             latest = max(latest, a.end)
 
     clinician_minutes = sum(_minutes(a) * len(a.clinician_ids) for a in appointments)
-    rostered = sum(sh.end - sh.start for sh in inst.shifts) * inst.slot_minutes
-    open_days: dict[str, set[int]] = defaultdict(set)
-    for sh in inst.shifts:
-        open_days[sh.site_id].add(sh.day)
+    rostered = sum(_clock_minutes(x.start, x.end) for x in inst.valid_sessions)
+    open_days: dict[str, set] = defaultdict(set)
+    for x in inst.valid_sessions:
+        open_days[x.site_id].add(x.date)
     room_capacity = sum(
-        len(inst.rooms_at.get(site, [])) * bin(inst.open_mask(site)).count("1") * inst.slot_minutes * len(days)
+        len(inst.rooms_at.get(site, [])) * _clock_minutes(inst.sites[site].opens, inst.sites[site].closes) * len(days)
         for site, days in open_days.items()
     )
     patients_with_visit = len({v.patient_id for v in visits})
