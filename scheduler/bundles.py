@@ -9,13 +9,16 @@ of consolidation gets one bundle per review, each with its own draw: the old way
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from scheduler.domain import Patient, ReviewType
 from scheduler.instance import Instance
 
 MAX_REVIEWS_FOR_EXACT_GROUPING = 7
+PRESSURE_WEIGHT = 4  # a fully booked clinician group makes a sitting cost five times its minutes
+SITTING_MINUTES = 10  # a further sitting in the visit costs as much as ten minutes of review
+CONTINUITY_MINUTES = 10  # a sitting the named clinician could do is worth ten minutes
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,10 @@ class BundleBuilder:
         self.inst = instance
         self.rules = instance.scenario.visit_rules
         self.minutes_of = {c.id: c.minutes for c in instance.scenario.shared_components}
+        self.supply: dict[str, int] = defaultdict(int)  # rostered minutes per clinician
+        for sh in instance.shifts:
+            self.supply[sh.clinician_id] += (sh.end - sh.start) * instance.slot_minutes
+        self.demand: dict[str, float] = defaultdict(float)
 
     def eligible(self, patient: Patient, types: list[ReviewType], first: int, last: int) -> tuple[str, ...]:
         """Clinicians allowed every review type who work at a reachable site in the window."""
@@ -220,38 +227,51 @@ class BundleBuilder:
         )
 
     def _group(self, patient: Patient, dues) -> list[list]:
-        """Fewest combined reviews; ties go to groupings the named clinician can do, then shorter."""
-        if len(dues) == 1:
-            return [list(dues)]
+        """Sittings that keep clinicians evenly loaded, then fewest sittings, then continuity.
+
+        A GP may do almost every review, so "fewest sittings" alone would give the GP everything
+        and leave nurses idle; each sitting is costed by its minutes times the pressure on the
+        clinicians who could do it (booked so far over rostered), plus a fixed cost per sitting.
+        """
         inst = self.inst
         named = patient.named_clinician_id if patient.wants_continuity else None
 
-        def block_score(block) -> tuple[bool, int, int] | None:
+        def block_cost(block) -> tuple[float, int, tuple[str, ...]] | None:
             types = [inst.review_types[d.review_type_id] for _, d in block]
             first, last = self._window(block)
             who = self.eligible(patient, types, first, last) if first <= last else ()
             if not who and len(block) > 1:
                 return None
-            return (named in who, combined_minutes(types, self.minutes_of), len(who))
+            minutes = combined_minutes(types, self.minutes_of) * patient.needs.extra_time_factor
+            supply = sum(self.supply.get(c, 0) for c in who)
+            pressure = (sum(self.demand[c] for c in who) + minutes) / supply if supply else 1.0
+            cost = minutes * (1 + PRESSURE_WEIGHT * pressure) - CONTINUITY_MINUTES * (named in who)
+            return cost, minutes, who
 
         if len(dues) > MAX_REVIEWS_FOR_EXACT_GROUPING:
-            return self._group_greedy(dues, block_score)
-        best, best_key = None, None
-        for partition in set_partitions(list(dues)):
-            scores = [block_score(b) for b in partition]
-            if any(s is None for s in scores):
+            partitions = [self._group_greedy(dues, block_cost)]
+        else:
+            partitions = set_partitions(list(dues))
+        best, best_cost, best_blocks = None, None, None
+        for partition in partitions:
+            costs = [block_cost(b) for b in partition]
+            if any(c is None for c in costs):
                 continue
-            key = (len(partition), -sum(s[0] for s in scores), sum(s[1] for s in scores))
-            if best_key is None or key < best_key:
-                best, best_key = partition, key
+            total = sum(c[0] for c in costs) + SITTING_MINUTES * (len(partition) - 1)
+            if best_cost is None or total < best_cost - 1e-9:
+                best, best_cost, best_blocks = partition, total, costs
+        for _cost, minutes, who in best_blocks:
+            supply = sum(self.supply.get(c, 0) for c in who)
+            for c in who:
+                self.demand[c] += minutes * self.supply.get(c, 0) / supply if supply else 0
         return best
 
     @staticmethod
-    def _group_greedy(dues, block_score) -> list[list]:
+    def _group_greedy(dues, block_cost) -> list[list]:
         blocks: list[list] = []
         for due in dues:
             for block in blocks:
-                if block_score([*block, due]) is not None:
+                if block_cost([*block, due]) is not None:
                     block.append(due)
                     break
             else:

@@ -54,6 +54,18 @@ def draw_before_review(model: cp_model.CpModel, inst: Instance, v: MasterVars) -
                 model.add(day >= draw_day).only_enforce_if(booked)
 
 
+def draw_trip_is_a_trip(model: cp_model.CpModel, v: MasterVars) -> None:
+    """Hard (implied, tightens the bound): a draw that must precede a review by working days is
+    on another day, so the patient makes at least two trips."""
+    for b, bundle in enumerate(v.bundles):
+        if bundle.draw is None:
+            continue
+        visits = [visit for (vb, _opt), visit in v.visit.items() if vb == b]
+        for k, step in enumerate(bundle.steps[1:], start=1):
+            if step.needs_draw and step.lag_working_days:
+                model.add(sum(visits) >= v.booked[(b, 0)] + v.booked[(b, k)])
+
+
 def visit_fits_length(model: cp_model.CpModel, inst: Instance, v: MasterVars) -> None:
     """Hard: the steps of one visit fit in the maximum visit length and the patient's free time."""
     limit = inst.scenario.visit_rules.max_visit_minutes // inst.slot_minutes

@@ -48,7 +48,7 @@ def _named(inst: Instance, bundle: Bundle) -> str | None:
     return patient.named_clinician_id if patient.wants_continuity else None
 
 
-def master_objective(model: cp_model.CpModel, inst: Instance, v: MasterVars):
+def master_objective(inst: Instance, v: MasterVars):
     """The parts of the objective the master sees; each is at most the plan's own (a bound)."""
     terms = []
     for (b, k), booked in v.booked.items():
@@ -61,12 +61,8 @@ def master_objective(model: cp_model.CpModel, inst: Instance, v: MasterVars):
         bundle = v.bundles[b]
         travel = 2 * inst.travel.get((bundle.patient_id, site), 0) * (1 + bundle.priority)
         terms.append((VISIT + TRAVEL_MINUTE * travel) * visit)
-    for option, members in v.at_option.items():
-        # Any booking at a (day, site) uses at least one clinician session there.
-        used = model.new_bool_var(f"used_{option[0]}_{option[1]}")
-        for b, k in members:
-            model.add_implication(v.x[(b, k, option)], used)
-        terms.append(SESSION_USED * used)
+    # Any booking at a (day, site) uses at least one clinician session there.
+    terms.extend(SESSION_USED * used for used in v.used.values())
     for (b, k, (day, site)), x in v.x.items():
         bundle = v.bundles[b]
         step = bundle.steps[k]
@@ -125,4 +121,41 @@ def evaluate(inst: Instance, bundles: list[Bundle], bookings: list[Booking]) -> 
 
 
 def add_objective(model: cp_model.CpModel, inst: Instance, v: MasterVars) -> None:
-    model.minimize(master_objective(model, inst, v))
+    model.minimize(master_objective(inst, v))
+
+
+def standalone_floor(inst: Instance, v: MasterVars) -> int:
+    """Sum over bundles of each one's best cost with the roster to itself: a valid lower bound.
+
+    Capacity shared with other patients can only add cost, and every objective term belongs to one
+    bundle except sessions (at least one if anything is booked).
+    """
+    total = 0
+    for b, bundle in enumerate(v.bundles):
+        patient = inst.patients[bundle.patient_id]
+        named = _named(inst, bundle)
+        bookable = {k for k in range(len(bundle.steps)) if v.options[(b, k)]}
+        if bundle.draw is not None and 0 not in bookable:
+            bookable = {k for k in bookable if not bundle.steps[k].needs_draw}
+        weight = UNBOOKED_REVIEW * (1 + bundle.priority)
+        total += sum(weight * s.reviews for k, s in enumerate(bundle.steps) if k not in bookable)
+        if not bookable:
+            continue
+        lagged = bundle.draw is not None and 0 in bookable and any(
+            bundle.steps[k].lag_working_days and bundle.steps[k].needs_draw for k in bookable
+        )
+        trips = 2 if lagged else 1
+        nearest = min(inst.travel.get((patient.id, r.site_id), 0) for r in patient.reachable_sites)
+        total += trips * (VISIT + TRAVEL_MINUTE * 2 * nearest * (1 + bundle.priority))
+        for k in bookable:
+            step = bundle.steps[k]
+            if not step.reviews:
+                continue
+            total += min(
+                PRIORITY_DAY * bundle.priority * (day - step.first_day)
+                + (CONTINUITY_MISS * step.reviews if named and not (
+                    any(named in part for part in step.parts)
+                    and named in inst.on_shift.get((day, site), [])) else 0)
+                for day, site in v.options[(b, k)]
+            )
+    return total + (SESSION_USED if v.x else 0)

@@ -13,8 +13,8 @@ from scheduler.bundles import Bundle
 from scheduler.domain import SolverSettings
 from scheduler.instance import Instance
 from scheduler.model import constraints
-from scheduler.model.objective import add_objective
-from scheduler.model.variables import Option, build_variables
+from scheduler.model.objective import add_objective, standalone_floor
+from scheduler.model.variables import Option, add_complete_hint, build_variables
 
 
 @dataclass(frozen=True)
@@ -73,16 +73,13 @@ def solve_master(
     constraints.step_opens_visit(model, v)
     constraints.one_site_per_day(model, v)
     constraints.draw_before_review(model, inst, v)
+    constraints.draw_trip_is_a_trip(model, v)
     constraints.visit_fits_length(model, inst, v)
     constraints.clinician_capacity(model, inst, v)
     constraints.room_capacity(model, inst, v)
     add_objective(model, inst, v)
     if hint:
-        for (b, k, opt), x in v.x.items():
-            model.add_hint(x, hint.get((b, k)) == opt)
-        chosen = {(b, opt) for (b, _k), opt in hint.items()}
-        for key, visit in v.visit.items():
-            model.add_hint(visit, key in chosen)
+        add_complete_hint(model, v, hint)
 
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = settings.time_limit_seconds
@@ -104,7 +101,7 @@ def solve_master(
     return SolveResult(
         status=solver.status_name(status),
         objective=round(solver.objective_value) if found else None,
-        best_bound=_floor(solver.best_objective_bound),
+        best_bound=max(_floor(solver.best_objective_bound), standalone_floor(inst, v)),
         wall_seconds=wall,
         assignment=assignment,
         variables=len(model.proto.variables),

@@ -27,6 +27,7 @@ class MasterVars:
     visit: dict[tuple[int, Option], cp_model.IntVar] = field(default_factory=dict)
     booked: dict[tuple[int, int], cp_model.IntVar] = field(default_factory=dict)
     at_option: dict[Option, list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))
+    used: dict[Option, cp_model.IntVar] = field(default_factory=dict)  # any booking at the option
 
 
 def step_options(inst: Instance, empty: Daybook, bundle: Bundle, step) -> list[Option]:
@@ -57,4 +58,22 @@ def build_variables(model: cp_model.CpModel, inst: Instance, bundles: list[Bundl
                 if (b, opt) not in v.visit:
                     v.visit[(b, opt)] = model.new_bool_var(f"visit_{b}_{opt[0]}_{opt[1]}")
             model.add(sum(terms) == booked)
+    for option, members in v.at_option.items():
+        used = model.new_bool_var(f"used_{option[0]}_{option[1]}")
+        v.used[option] = used
+        for b, k in members:
+            model.add_implication(v.x[(b, k, option)], used)
     return v
+
+
+def add_complete_hint(model: cp_model.CpModel, v: MasterVars, hint: dict[tuple[int, int], Option]) -> None:
+    """Hint every variable, so CP-SAT starts from the warm start instead of repairing it."""
+    for (b, k, opt), x in v.x.items():
+        model.add_hint(x, hint.get((b, k)) == opt)
+    for (b, k), booked in v.booked.items():
+        model.add_hint(booked, (b, k) in hint)
+    visits = {(b, opt) for (b, _k), opt in hint.items()}
+    for key, visit in v.visit.items():
+        model.add_hint(visit, key in visits)
+    for option, used in v.used.items():
+        model.add_hint(used, option in set(hint.values()))
