@@ -1,0 +1,203 @@
+"""The `onevisit` command line: plan, check, schema, generate."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from scheduler.check import check_plan, format_report
+from scheduler.domain import Scenario
+from scheduler.plan import Plan
+from scheduler.planner import PlanningProgress, make_plan
+from scheduler.scenario_io import ScenarioError, load_scenario, scenario_json_schema
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="OneVisit: one clinic, one appointment.")
+console = Console()
+errors = Console(stderr=True)
+
+EXIT_BAD_INPUT = 2
+EXIT_INVALID_PLAN = 1
+
+
+def _load(path: Path, sessions_csv: Path | None = None, due_csv: Path | None = None) -> Scenario:
+    try:
+        return load_scenario(path, sessions_csv=sessions_csv, due_reviews_csv=due_csv)
+    except ScenarioError as exc:
+        errors.print(f"[bold red]{len(exc.problems)} problem(s) in the input; nothing was written.[/]")
+        for problem in exc.problems:
+            errors.print(f"  {problem}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write beside the target and rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def appointments_csv(plan: Plan) -> str:
+    """Clinician lists as a spreadsheet: one row per appointment, sorted by day and start."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["date", "start", "end", "site_id", "room_id", "clinician_ids", "patient_id",
+                     "visit_id", "appointment_id", "kind", "review_ids", "blood_marker_ids"])
+    for a in plan.appointments:
+        writer.writerow([a.date.isoformat(), a.start.strftime("%H:%M"), a.end.strftime("%H:%M"), a.site_id,
+                         a.room_id, ";".join(a.clinician_ids), a.patient_id, a.visit_id, a.id, a.kind,
+                         ";".join(a.review_ids), ";".join(a.blood_marker_ids)])
+    return out.getvalue()
+
+
+def summary_table(plan: Plan) -> Table:
+    old, greedy, m = plan.baselines.get("old_way"), plan.baselines.get("greedy"), plan.metrics
+    table = Table(title=f"{plan.scenario_name}: before and after")
+    for column in ("", "Old way", "Greedy", "OneVisit plan"):
+        table.add_column(column, justify="right" if column else "left")
+    rows = [
+        ("Patients", "patients", "{}"),
+        ("Reviews due", "reviews", "{}"),
+        ("Reviews booked", "reviews_booked", "{}"),
+        ("Appointments", "appointments", "{}"),
+        ("Trips (visits)", "visits", "{}"),
+        ("  of which blood-draw trips", "draw_trips", "{}"),
+        ("Blood draws", "blood_draws", "{}"),
+        ("Visits per patient", "visits_per_patient", "{:.2f}"),
+        ("Patients in a single visit", "single_visit_share", "{:.1%}"),
+        ("Continuity with named clinician", "continuity_rate", "{:.1%}"),
+        ("Patient hours (travel + visit)", "patient_hours", "{:.1f}"),
+        ("Clinician minutes", "clinician_minutes", "{}"),
+    ]
+    for label, field, fmt in rows:
+        cells = [fmt.format(getattr(x, field)) if x else "-" for x in (old, greedy, m)]
+        table.add_row(label, *cells)
+    return table
+
+
+def print_summary(plan: Plan) -> None:
+    console.print(summary_table(plan))
+    c = plan.comparison
+    if c:
+        console.print(
+            f"Saved against the old way: {c.appointments_saved} appointments, {c.trips_saved} trips, "
+            f"{c.blood_draws_saved} blood draws, {c.patient_hours_saved:.1f} patient hours, "
+            f"{c.clinician_minutes_saved} clinician minutes through shared review components."
+        )
+    s = plan.solver
+    console.print(
+        f"Solver: {s.status} via {s.method}; objective {s.objective}, bound {s.best_bound}, "
+        f"gap {s.gap:.2%}, {s.wall_seconds:.1f} s on {s.workers} worker(s), seed {s.seed}."
+    )
+    if plan.unbooked:
+        console.print(f"[bold yellow]{len(plan.unbooked)} review(s) not booked:[/]")
+        for u in plan.unbooked:
+            console.print(f"  {u.patient_id} {u.review_id}: {u.reason} - {u.detail}", markup=False)
+    else:
+        console.print("[green]Every due review is booked.[/]")
+
+
+@app.command()
+def plan(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file (YAML or JSON).")],
+    out: Annotated[Path, typer.Option(help="Folder for plan.json and appointments.csv.")] = Path("out"),
+    sessions_csv: Annotated[Path | None, typer.Option(help="Roster sessions CSV to add.")] = None,
+    due_csv: Annotated[Path | None, typer.Option(help="Due reviews CSV (recall search export).")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Seconds for CP-SAT (default: scenario).")] = None,
+    workers: Annotated[int | None, typer.Option(help="CP-SAT workers (default: scenario, 2).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: scenario).")] = None,
+) -> None:
+    """Plan consolidated visits for a scenario, check the plan, and write it."""
+    loaded = _load(scenario, sessions_csv, due_csv)
+    overrides = {k: v for k, v in (("time_limit_seconds", time_limit), ("workers", workers), ("seed", seed)) if v is not None}
+    settings = loaded.solver.model_copy(update=overrides)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
+               TextColumn("best {task.fields[objective]}  bound {task.fields[bound]}"))
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("planning", total=settings.time_limit_seconds, objective="-", bound="-")
+
+        def show(p: PlanningProgress) -> None:
+            fields = {}
+            if p.objective is not None:
+                fields["objective"] = f"{p.objective:,.0f}"
+            if p.bound is not None:
+                fields["bound"] = f"{p.bound:,.0f}"
+            done = p.time_limit_seconds if p.stage in ("baselines", "done") else min(p.elapsed_seconds, p.time_limit_seconds)
+            bar.update(task, description=p.stage, completed=done, **fields)
+
+        result = make_plan(loaded, settings, on_progress=show)
+    report = check_plan(loaded, result)
+    if not report.ok:
+        errors.print("[bold red]The plan failed the independent check; nothing was written.[/]")
+        errors.print(format_report(report), markup=False)
+        raise typer.Exit(EXIT_INVALID_PLAN)
+    _write_atomically(out / "plan.json", result.model_dump_json(indent=2))
+    _write_atomically(out / "appointments.csv", appointments_csv(result))
+    print_summary(result)
+    console.print(f"Wrote {out / 'plan.json'} and {out / 'appointments.csv'} (checked: no violations).")
+
+
+@app.command()
+def check(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file the plan was made from.")],
+    plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="plan.json to verify.")],
+) -> None:
+    """Verify every hard rule and recompute the metrics of a plan; exit 1 on any violation."""
+    loaded = _load(scenario)
+    try:
+        parsed = Plan.model_validate_json(plan_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        errors.print(f"{plan_file}: not a readable plan: {exc}", markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    report = check_plan(loaded, parsed)
+    console.print(format_report(report), markup=False)
+    raise typer.Exit(0 if report.ok else EXIT_INVALID_PLAN)
+
+
+@app.command()
+def schema() -> None:
+    """Print the scenario format's JSON Schema."""
+    console.print_json(json.dumps(scenario_json_schema()))
+
+
+@app.command()
+def generate(
+    kind: Annotated[str, typer.Argument(help="practice or pcn")],
+    out: Annotated[Path, typer.Option(help="Scenario file to write (YAML).")],
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD (a Monday).")] = "2027-05-03",
+    weeks: Annotated[int, typer.Option(help="Weeks in the planning period.")] = 4,
+    patients: Annotated[int | None, typer.Option(help="Patients due (default: realistic for the kind).")] = None,
+) -> None:
+    """Generate a realistic scenario for benchmarks and demos."""
+    from scheduler.generate import generate_scenario, write_scenario
+
+    if kind not in ("practice", "pcn"):
+        errors.print(f"kind: expected 'practice' or 'pcn', got {kind!r}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    try:
+        first_day = dt.date.fromisoformat(start)
+    except ValueError:
+        errors.print(f"--start: expected a date as YYYY-MM-DD, got {start!r}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    chosen: Literal["practice", "pcn"] = kind  # type: ignore[assignment]
+    scenario = generate_scenario(chosen, seed=seed, start=first_day, weeks=weeks, patients=patients)
+    write_scenario(scenario, out)
+    reviews = sum(len(p.due_reviews) for p in scenario.patients)
+    console.print(f"Wrote {out}: {len(scenario.patients)} patients, {reviews} reviews, {len(scenario.sessions)} sessions.")
+
+
+if __name__ == "__main__":
+    app()
