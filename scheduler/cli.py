@@ -182,7 +182,7 @@ def generate(
     patients: Annotated[int | None, typer.Option(help="Patients due (default: realistic for the kind).")] = None,
 ) -> None:
     """Generate a realistic scenario for benchmarks and demos."""
-    from scheduler.generate import generate_scenario, write_scenario
+    from scheduler.generate import generate_scenario, generation_header, write_scenario
 
     if kind not in ("practice", "pcn"):
         errors.print(f"kind: expected 'practice' or 'pcn', got {kind!r}")
@@ -193,8 +193,13 @@ def generate(
         errors.print(f"--start: expected a date as YYYY-MM-DD, got {start!r}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     chosen: Literal["practice", "pcn"] = kind  # type: ignore[assignment]
-    scenario = generate_scenario(chosen, seed=seed, start=first_day, weeks=weeks, patients=patients)
-    write_scenario(scenario, out)
+    try:
+        scenario = generate_scenario(chosen, seed=seed, start=first_day, weeks=weeks, patients=patients)
+    except ValueError as exc:
+        errors.print(f"generate: {exc}", markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    header = generation_header(chosen, seed=seed, start=first_day, weeks=weeks, patients=patients, out=out)
+    write_scenario(scenario, out, header=header)
     reviews = sum(len(p.due_reviews) for p in scenario.patients)
     console.print(f"Wrote {out}: {len(scenario.patients)} patients, {reviews} reviews, {len(scenario.sessions)} sessions.")
 

@@ -1,0 +1,102 @@
+"""The command line as a user runs it: a real process, real files, exit codes and output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from scheduler.check import check_plan
+from scheduler.domain import Scenario
+from scheduler.plan import Plan
+from scheduler.scenario_io import load_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIAL = ROOT / "sample_rosters" / "tutorial.yaml"
+
+
+def onevisit(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "scheduler.cli", *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_plan_writes_a_checked_plan_and_prints_the_before_and_after(tmp_path):
+    result = onevisit("plan", str(TUTORIAL), "--out", str(tmp_path), "--time-limit", "5", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert "Saved against the old way" in result.stdout and "Every due review is booked" in result.stdout
+    plan = Plan.model_validate_json((tmp_path / "plan.json").read_text())
+    assert check_plan(load_scenario(TUTORIAL), plan).ok
+    rows = (tmp_path / "appointments.csv").read_text().splitlines()
+    assert rows[0].startswith("date,start,end,site_id,room_id,clinician_ids")
+    assert len(rows) == 1 + len(plan.appointments)
+
+    checked = onevisit("check", str(TUTORIAL), str(tmp_path / "plan.json"))
+    assert checked.returncode == 0 and "no violations" in checked.stdout
+
+
+def test_check_rejects_a_tampered_plan(tmp_path):
+    assert onevisit("plan", str(TUTORIAL), "--out", str(tmp_path), "--time-limit", "5").returncode == 0
+    data = json.loads((tmp_path / "plan.json").read_text())
+    first, second = [a for a in data["appointments"] if a["kind"] == "review"][:2]
+    second["clinician_ids"] = first["clinician_ids"]
+    second["start"], second["end"], second["date"] = first["start"], first["end"], first["date"]
+    (tmp_path / "broken.json").write_text(json.dumps(data))
+    result = onevisit("check", str(TUTORIAL), str(tmp_path / "broken.json"))
+    assert result.returncode == 1
+    assert "clinician_double_booked" in result.stdout
+
+
+def test_bad_input_lists_every_problem_exits_2_and_writes_nothing(tmp_path):
+    data = yaml.safe_load(TUTORIAL.read_text())
+    data["patients"][0]["due_reviews"][0]["window_end"] = "2027-03-01"  # before it starts
+    data["patients"][1]["named_clinician_id"] = "dr-nobody"
+    data["sessions"][0]["start"] = "25:00"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    result = onevisit("plan", str(bad), "--out", str(out))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "bad.yaml" in result.stderr and "dr-nobody" in result.stderr
+    assert "window_end" in result.stderr and "sessions[0].start" in result.stderr
+    assert not out.exists()
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    result = onevisit("plan", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "nope.yaml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sessions_csv_adds_roster_sessions(tmp_path):
+    csv = tmp_path / "extra.csv"
+    csv.write_text("clinician_id,date,start,end,site_id\ndsn-patel,2027-04-01,14:00,18:00,riverside\n")
+    result = onevisit("plan", str(TUTORIAL), "--out", str(tmp_path / "out"), "--sessions-csv", str(csv),
+                      "--time-limit", "5")
+    assert result.returncode == 0, result.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text("clinician_id,date,start,end,site_id\ndsn-patel,2027-04-01,2pm,18:00,riverside\n")
+    result = onevisit("plan", str(TUTORIAL), "--out", str(tmp_path / "out2"), "--sessions-csv", str(bad))
+    assert result.returncode == 2 and "bad.csv" in result.stderr and "row 2" in result.stderr
+
+
+def test_schema_is_the_scenario_json_schema():
+    result = onevisit("schema")
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert {"patients", "sessions", "review_types"} <= set(schema["properties"])
+
+
+def test_generate_writes_a_loadable_scenario(tmp_path):
+    out = tmp_path / "gen.yaml"
+    result = onevisit("generate", "practice", "--seed", "4", "--start", "2027-05-03", "--weeks", "2",
+                      "--patients", "30", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    scenario = load_scenario(out)
+    assert isinstance(scenario, Scenario) and len(scenario.patients) == 30
+    assert onevisit("generate", "clinic", "--out", str(out)).returncode == 2
