@@ -12,7 +12,7 @@ from __future__ import annotations
 from itertools import combinations
 
 from scheduler.bundles import Bundle, BundleBuilder, Step
-from scheduler.daybook import Booking, Daybook
+from scheduler.daybook import Booking, Daybook, static_options
 from scheduler.instance import Instance
 
 
@@ -89,17 +89,23 @@ class GreedyBooker:
         while remaining:
             placed = self._largest_group(bundle, remaining, draw_day)
             if placed is None:
-                return
+                break
             self.book.commit(placed)
             keys = {b.step.key for b in placed}
             remaining = [s for s in remaining if s.key not in keys]
+        booked = self.book.by_bundle.get(bundle.id, [])
+        if draw_day is not None and not any(b.step.needs_draw for b in booked):
+            self.book.release([b for b in booked if b.step.kind == "blood_draw"])
 
     def _largest_group(self, bundle, remaining, draw_day) -> list[Booking] | None:
         ranks = self.inst.ranks
+        used_days = {b.day for b in self.book.by_bundle.get(bundle.id, [])}  # one trip a day
         for size in range(len(remaining), 0, -1):
             for group in combinations(remaining, size):
                 lag = max((s.lag_working_days for s in group if s.needs_draw), default=0)
                 for day, site in options(self.inst, bundle, list(group)):
+                    if day in used_days:
+                        continue
                     if draw_day is not None and any(s.needs_draw for s in group):
                         if day <= draw_day or ranks[day] < ranks[draw_day] + lag:
                             continue
@@ -109,18 +115,25 @@ class GreedyBooker:
         return None
 
 
-def priority_order(bundles: list[Bundle]) -> list[Bundle]:
-    """Highest priority first, then the most constrained (shortest window, most steps)."""
+FLEXIBLE_OPTIONS = 5  # bundles with at least this many possible (day, site) pairs go by priority
+
+
+def priority_order(inst: Instance, bundles: list[Bundle]) -> list[Bundle]:
+    """The least flexible first (fewest possible days and sites), then highest priority.
+
+    A patient who can only come on one day must get it before someone who could come on any;
+    among patients with real choice, equity puts high priority first.
+    """
     def key(b: Bundle):
-        window = min((s.last_day - s.first_day for s in b.review_steps), default=0)
-        return (-b.priority, window, -len(b.steps), b.id)
+        flexibility = min((len(static_options(inst, b, s)) for s in b.review_steps), default=0)
+        return (min(flexibility, FLEXIBLE_OPTIONS), -b.priority, -len(b.steps), b.id)
 
     return sorted(bundles, key=key)
 
 
 def greedy_consolidate(inst: Instance, bundles: list[Bundle]) -> Daybook:
     booker = GreedyBooker(inst)
-    for bundle in priority_order(bundles):
+    for bundle in priority_order(inst, bundles):
         booker.place(bundle)
     return booker.book
 

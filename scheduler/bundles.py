@@ -98,18 +98,24 @@ class BundleBuilder:
         for sh in instance.shifts:
             self.supply[sh.clinician_id] += (sh.end - sh.start) * instance.slot_minutes
         self.demand: dict[str, float] = defaultdict(float)
+        self._eligible: dict[tuple, tuple[str, ...]] = {}
+        self._days_at: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        for clinician, places in instance.clinician_sites.items():
+            for day, site in sorted(places):
+                self._days_at[clinician][site].append(day)
 
     def eligible(self, patient: Patient, types: list[ReviewType], first: int, last: int) -> tuple[str, ...]:
         """Clinicians allowed every review type who work at a reachable site in the window."""
-        reachable = {r.site_id for r in patient.reachable_sites}
-        result = []
-        for c in self.inst.scenario.clinicians:
-            if all(c.role in t.roles and t.id in c.review_type_ids for t in types) and any(
-                first <= day <= last and site in reachable
-                for day, site in self.inst.clinician_sites.get(c.id, ())
-            ):
-                result.append(c.id)
-        return tuple(result)
+        sites = frozenset(r.site_id for r in patient.reachable_sites)
+        key = (tuple(sorted(t.id for t in types)), first, last, sites)
+        if key not in self._eligible:
+            self._eligible[key] = tuple(
+                c.id
+                for c in self.inst.scenario.clinicians
+                if all(c.role in t.roles and t.id in c.review_type_ids for t in types)
+                and any(first <= day <= last for site in sites for day in self._days_at[c.id].get(site, ()))
+            )
+        return self._eligible[key]
 
     def bundles(self) -> list[Bundle]:
         result = []
@@ -243,6 +249,8 @@ class BundleBuilder:
             if not who and len(block) > 1:
                 return None
             minutes = combined_minutes(types, self.minutes_of) * patient.needs.extra_time_factor
+            if len(block) > 1 and minutes > self.rules.max_visit_minutes - self.rules.blood_draw_minutes:
+                return None  # a sitting that long could never fit in one visit
             supply = sum(self.supply.get(c, 0) for c in who)
             pressure = (sum(self.demand[c] for c in who) + minutes) / supply if supply else 1.0
             cost = minutes * (1 + PRESSURE_WEIGHT * pressure) - CONTINUITY_MINUTES * (named in who)

@@ -36,6 +36,15 @@ class Booking:
         return self.start + self.step.slots
 
 
+def static_options(inst: Instance, bundle: Bundle, step: Step) -> list[tuple[int, str]]:
+    """Where a step could happen at all, roster empty; cached on the instance."""
+    cache = inst.cache.setdefault("static_options", {})
+    key = (bundle.id, step.key)
+    if key not in cache:
+        cache[key] = Daybook(inst).possible_options(bundle, step)
+    return cache[key]
+
+
 class Daybook:
     def __init__(self, instance: Instance):
         self.inst = instance
@@ -91,12 +100,26 @@ class Daybook:
             mask &= span_mask(0, self._fasting_latest + 1)
         return mask
 
+    def possible_options(self, bundle: Bundle, step: Step) -> list[tuple[int, str]]:
+        """(day, site) pairs where the step could start given what is booked (on an empty book:
+        where it could happen at all)."""
+        patient = self.inst.patients[bundle.patient_id]
+        sites = sorted(r.site_id for r in patient.reachable_sites)
+        return [
+            (day, site)
+            for day in range(max(step.first_day, 0), step.last_day + 1)
+            for site in sites
+            if self.step_starts(bundle, step, day, site)
+        ]
+
     # --- fitting -----------------------------------------------------------------------------
     def fit_visit(
         self, bundle: Bundle, steps: list[Step], day: int, site_id: str, named: str | None = None,
         preferred: str = "any",
     ) -> list[Booking] | None:
         """Earliest way to do `steps` back to back at a site on a day (a draw always first)."""
+        if sum(s.slots for s in steps) > self._max_visit:
+            return None
         masks = {s.key: self.step_starts(bundle, s, day, site_id) for s in steps}
         if not all(masks.values()):
             return None
@@ -180,6 +203,12 @@ class Daybook:
             b = replace(b, visit_key=self._next_visit)
             self._mark(b, add=True)
             self.by_bundle[b.bundle_id].append(b)
+
+    def release(self, bookings: list[Booking]) -> None:
+        """Take back one visit's bookings."""
+        for b in bookings:
+            self._mark(b, add=False)
+            self.by_bundle[b.bundle_id].remove(b)
 
     def release_bundle(self, bundle_id: str) -> None:
         for b in self.by_bundle.pop(bundle_id, []):

@@ -79,6 +79,7 @@ class Instance:
         self.rooms_at: dict[str, list[Room]] = defaultdict(list)
         for room in s.rooms:
             self.rooms_at[room.site_id].append(room)
+        self.cache: dict[str, dict] = {}  # derived facts computed once per instance
         self.travel = {
             (p.id, r.site_id): r.travel_minutes for p in s.patients for r in p.reachable_sites
         }

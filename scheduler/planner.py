@@ -45,7 +45,7 @@ def schedule_days(inst: Instance, bundles: list[Bundle], assignment: dict) -> Da
     per_option: dict[tuple[int, str], dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     for (b, k), option in assignment.items():
         per_option[option][b].append(k)
-    rank = {bundle.id: i for i, bundle in enumerate(priority_order(bundles))}
+    rank = {bundle.id: i for i, bundle in enumerate(priority_order(inst, bundles))}
     failed: set[int] = set()
     for day, site in sorted(per_option):
         for b in sorted(per_option[(day, site)], key=lambda b: rank[bundles[b].id]):

@@ -60,7 +60,7 @@ def draw_trip_is_a_trip(model: cp_model.CpModel, v: MasterVars) -> None:
     for b, bundle in enumerate(v.bundles):
         if bundle.draw is None:
             continue
-        visits = [visit for (vb, _opt), visit in v.visit.items() if vb == b]
+        visits = [v.visit[(b, opt)] for opt in v.options_of_bundle(b)]
         for k, step in enumerate(bundle.steps[1:], start=1):
             if step.needs_draw and step.lag_working_days:
                 model.add(sum(visits) >= v.booked[(b, 0)] + v.booked[(b, k)])

@@ -130,20 +130,20 @@ def standalone_floor(inst: Instance, v: MasterVars) -> int:
     Capacity shared with other patients can only add cost, and every objective term belongs to one
     bundle except sessions (at least one if anything is booked).
     """
-    total = 0
+    total, anything_booked = 0, False
     for b, bundle in enumerate(v.bundles):
         patient = inst.patients[bundle.patient_id]
         named = _named(inst, bundle)
-        bookable = {k for k in range(len(bundle.steps)) if v.options[(b, k)]}
-        if bundle.draw is not None and 0 not in bookable:
-            bookable = {k for k in bookable if not bundle.steps[k].needs_draw}
+        draw_possible = bundle.draw is not None and bool(v.options[(b, 0)])
+        bookable = {
+            k for k, s in enumerate(bundle.steps)
+            if s.reviews and v.options[(b, k)] and (draw_possible or not s.needs_draw)
+        }
         weight = UNBOOKED_REVIEW * (1 + bundle.priority)
-        total += sum(weight * s.reviews for k, s in enumerate(bundle.steps) if k not in bookable)
+        total += sum(weight * s.reviews for k, s in enumerate(bundle.steps) if s.reviews and k not in bookable)
         if not bookable:
             continue
-        lagged = bundle.draw is not None and 0 in bookable and any(
-            bundle.steps[k].lag_working_days and bundle.steps[k].needs_draw for k in bookable
-        )
+        lagged = any(bundle.steps[k].lag_working_days and bundle.steps[k].needs_draw for k in bookable)
         trips = 2 if lagged else 1
         nearest = min(inst.travel.get((patient.id, r.site_id), 0) for r in patient.reachable_sites)
         total += trips * (VISIT + TRAVEL_MINUTE * 2 * nearest * (1 + bundle.priority))
@@ -158,4 +158,5 @@ def standalone_floor(inst: Instance, v: MasterVars) -> int:
                     and named in inst.on_shift.get((day, site), [])) else 0)
                 for day, site in v.options[(b, k)]
             )
-    return total + (SESSION_USED if v.x else 0)
+        anything_booked = True
+    return total + (SESSION_USED if anything_booked else 0)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ortools.sat.python import cp_model
 
 from scheduler.bundles import Bundle
-from scheduler.daybook import Daybook
+from scheduler.daybook import static_options
 from scheduler.instance import Instance
 
 Option = tuple[int, str]
@@ -29,23 +29,19 @@ class MasterVars:
     at_option: dict[Option, list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))
     used: dict[Option, cp_model.IntVar] = field(default_factory=dict)  # any booking at the option
 
-
-def step_options(inst: Instance, empty: Daybook, bundle: Bundle, step) -> list[Option]:
-    patient = inst.patients[bundle.patient_id]
-    result = []
-    for day in range(max(step.first_day, 0), step.last_day + 1):
-        for reach in sorted(patient.reachable_sites, key=lambda r: r.site_id):
-            if empty.step_starts(bundle, step, day, reach.site_id):
-                result.append((day, reach.site_id))
-    return result
+    def options_of_bundle(self, b: int) -> list[Option]:
+        """Every (day, site) some step of bundle b could use, in a fixed order."""
+        seen: dict[Option, None] = {}
+        for k in range(len(self.bundles[b].steps)):
+            seen.update(dict.fromkeys(self.options[(b, k)]))
+        return list(seen)
 
 
 def build_variables(model: cp_model.CpModel, inst: Instance, bundles: list[Bundle]) -> MasterVars:
     v = MasterVars(bundles)
-    empty = Daybook(inst)
     for b, bundle in enumerate(bundles):
         for k, step in enumerate(bundle.steps):
-            opts = step_options(inst, empty, bundle, step)
+            opts = static_options(inst, bundle, step)
             v.options[(b, k)] = opts
             booked = model.new_bool_var(f"booked_{b}_{k}")
             v.booked[(b, k)] = booked
