@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -183,6 +186,22 @@ def test_one_worker_and_a_fixed_seed_give_the_same_plan():
     first, second = make_plan(s), make_plan(s)
     assert first.model_dump(exclude={"solver"}) == second.model_dump(exclude={"solver"})
     assert first.solver.objective == second.solver.objective
+
+
+def test_same_plan_in_separate_processes_whatever_the_hash_seed(tmp_path):
+    script = (
+        "import sys, yaml; from scheduler.domain import Scenario; from scheduler.planner import make_plan;"
+        "s = Scenario.model_validate(yaml.safe_load(open(sys.argv[1])));"
+        "s = s.model_copy(update={'solver': s.solver.model_copy(update={'workers': 1, 'seed': 2})});"
+        "print(make_plan(s).model_dump_json(exclude={'solver': {'wall_seconds'}}))"
+    )
+    outputs = [
+        subprocess.run([sys.executable, "-c", script, str(ROOT / "sample_rosters/tutorial.yaml")],
+                       capture_output=True, text=True, cwd=ROOT, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2")
+    ]
+    assert outputs[0] == outputs[1] and outputs[0]
 
 
 def test_tutorial_plan_is_valid_and_beats_the_old_way():

@@ -79,7 +79,8 @@ def visit_fits_length(model: cp_model.CpModel, inst: Instance, v: MasterVars) ->
 
 def _hall_capacity(model, demands: list[tuple[frozenset, int, object]], supply: dict) -> None:
     """For every set S of resources some demand is limited to: demand confined to S fits in S."""
-    for limit_set in {d[0] for d in demands} | {frozenset().union(*(d[0] for d in demands))}:
+    limit_sets = {d[0] for d in demands} | {frozenset().union(*(d[0] for d in demands))}
+    for limit_set in sorted(limit_sets, key=sorted):  # fixed order: hash order varies by process
         confined = [slots * x for allowed, slots, x in demands if allowed <= limit_set]
         capacity = sum(supply[r] for r in limit_set)
         if confined:
