@@ -34,8 +34,8 @@ def test_two_nurse_reviews_become_one_shorter_sitting_with_known_optimum():
     # 15 + 20 minutes, smoking status (2 min) done once: 33, rounded up to the 5-minute slot.
     assert (review.end - review.start) == dt.timedelta(minutes=35)
     assert sorted(review.review_type_ids) == ["asthma", "hypertension"]
-    # One trip, 10 minutes each way, one nurse session used: the proven optimum.
-    assert plan.solver.objective == w.VISIT + 2 * 10 * w.TRAVEL_MINUTE + w.SESSION_USED
+    # One trip holding reviews, 10 minutes each way, one nurse session used: the proven optimum.
+    assert plan.solver.objective == w.VISIT + w.REVIEW_VISIT + 2 * 10 * w.TRAVEL_MINUTE + w.SESSION_USED
     assert plan.solver.best_bound == plan.solver.objective
     assert plan.solver.status == "OPTIMAL" and plan.solver.gap == 0
     assert plan.comparison.clinician_minutes_saved == 15 + 20 - 35

@@ -19,6 +19,7 @@ from scheduler.model.variables import MasterVars
 
 UNBOOKED_REVIEW = 100_000  # x (1 + priority), per review
 VISIT = 1_000  # per trip, draw trips included
+REVIEW_VISIT = 300  # per trip holding reviews: when trips tie, keep a patient's reviews together
 PRIORITY_DAY = 10  # x priority, per day a review waits after its window opens
 TRAVEL_MINUTE = 1  # x (1 + priority), per minute travelled (both ways)
 CONTINUITY_MISS = 50  # per review not done by the named clinician the patient wants
@@ -31,6 +32,7 @@ SESSION_USED = 5  # per clinician session (day, site) with bookings: fewer fragm
 class Breakdown:
     unbooked: int
     visits: int
+    review_visits: int
     priority_days: int
     travel: int
     continuity: int
@@ -61,6 +63,7 @@ def master_objective(inst: Instance, v: MasterVars):
         bundle = v.bundles[b]
         travel = 2 * inst.travel.get((bundle.patient_id, site), 0) * (1 + bundle.priority)
         terms.append((VISIT + TRAVEL_MINUTE * travel) * visit)
+    terms.extend(REVIEW_VISIT * rv for rv in v.review_visit.values())
     # Any booking at a (day, site) uses at least one clinician session there.
     terms.extend(SESSION_USED * used for used in v.used.values())
     for (b, k, (day, site)), x in v.x.items():
@@ -86,7 +89,7 @@ def evaluate(inst: Instance, bundles: list[Bundle], bookings: list[Booking]) -> 
     for bk in bookings:
         by_bundle[bk.bundle_id].append(bk)
     slot = inst.slot_minutes
-    unbooked = visits = priority_days = travel = continuity = wait = preference = 0
+    unbooked = visits = review_visits = priority_days = travel = continuity = wait = preference = 0
     for bundle in bundles:
         mine = by_bundle.get(bundle.id, [])
         booked = {bk.step.key for bk in mine}
@@ -104,6 +107,7 @@ def evaluate(inst: Instance, bundles: list[Bundle], bookings: list[Booking]) -> 
         for trip in trips.values():
             trip.sort(key=lambda bk: bk.start)
             visits += VISIT
+            review_visits += REVIEW_VISIT if any(bk.step.reviews for bk in trip) else 0
             travel += TRAVEL_MINUTE * 2 * inst.travel.get((bundle.patient_id, trip[0].site_id), 0) * (
                 1 + bundle.priority
             )
@@ -117,7 +121,7 @@ def evaluate(inst: Instance, bundles: list[Bundle], bookings: list[Booking]) -> 
             ):
                 preference += PREFERENCE_MISS
     sessions = SESSION_USED * len({(c, bk.day, bk.site_id) for bk in bookings for c in bk.clinician_ids})
-    return Breakdown(unbooked, visits, priority_days, travel, continuity, wait, preference, sessions)
+    return Breakdown(unbooked, visits, review_visits, priority_days, travel, continuity, wait, preference, sessions)
 
 
 def add_objective(model: cp_model.CpModel, inst: Instance, v: MasterVars) -> None:
@@ -146,7 +150,7 @@ def standalone_floor(inst: Instance, v: MasterVars) -> int:
         lagged = any(bundle.steps[k].lag_working_days and bundle.steps[k].needs_draw for k in bookable)
         trips = 2 if lagged else 1
         nearest = min(inst.travel.get((patient.id, r.site_id), 0) for r in patient.reachable_sites)
-        total += trips * (VISIT + TRAVEL_MINUTE * 2 * nearest * (1 + bundle.priority))
+        total += trips * (VISIT + TRAVEL_MINUTE * 2 * nearest * (1 + bundle.priority)) + REVIEW_VISIT
         for k in bookable:
             step = bundle.steps[k]
             if not step.reviews:

@@ -28,6 +28,7 @@ class MasterVars:
     booked: dict[tuple[int, int], cp_model.IntVar] = field(default_factory=dict)
     at_option: dict[Option, list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))
     used: dict[Option, cp_model.IntVar] = field(default_factory=dict)  # any booking at the option
+    review_visit: dict[tuple[int, Option], cp_model.IntVar] = field(default_factory=dict)
 
     def options_of_bundle(self, b: int) -> list[Option]:
         """Every (day, site) some step of bundle b could use, in a fixed order."""
@@ -53,6 +54,10 @@ def build_variables(model: cp_model.CpModel, inst: Instance, bundles: list[Bundl
                 terms.append(x)
                 if (b, opt) not in v.visit:
                     v.visit[(b, opt)] = model.new_bool_var(f"visit_{b}_{opt[0]}_{opt[1]}")
+                if step.reviews:
+                    if (b, opt) not in v.review_visit:
+                        v.review_visit[(b, opt)] = model.new_bool_var(f"rvisit_{b}_{opt[0]}_{opt[1]}")
+                    model.add_implication(x, v.review_visit[(b, opt)])
             model.add(sum(terms) == booked)
     for option, members in v.at_option.items():
         used = model.new_bool_var(f"used_{option[0]}_{option[1]}")
@@ -73,3 +78,6 @@ def add_complete_hint(model: cp_model.CpModel, v: MasterVars, hint: dict[tuple[i
         model.add_hint(visit, key in visits)
     for option, used in v.used.items():
         model.add_hint(used, option in set(hint.values()))
+    with_reviews = {(b, opt) for (b, k), opt in hint.items() if v.bundles[b].steps[k].reviews}
+    for key, review_visit in v.review_visit.items():
+        model.add_hint(review_visit, key in with_reviews)
