@@ -48,7 +48,7 @@ class GreedyBooker:
         draw, reviews = bundle.draw, list(bundle.review_steps)
         lagged = draw is not None and (not self.draw_in_visit or any(s.lag_working_days for s in reviews))
         visit_steps = reviews if lagged or draw is None else [draw, *reviews]
-        for day, site in options(self.inst, bundle, visit_steps):
+        for day, site in self._named_first(bundle, options(self.inst, bundle, visit_steps)):
             found = self._fit(bundle, visit_steps, day, site)
             if found is None:
                 continue
@@ -60,6 +60,14 @@ class GreedyBooker:
             self.book.commit(found)
             return
         self._place_split(bundle, draw, reviews)
+
+    def _named_first(self, bundle: Bundle, candidates: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        """Days the named clinician works there first, for patients who want continuity."""
+        patient = self.inst.patients[bundle.patient_id]
+        named = patient.named_clinician_id if patient.wants_continuity else None
+        if not named or not any(named in part for s in bundle.review_steps for part in s.parts):
+            return candidates
+        return sorted(candidates, key=lambda o: named not in self.inst.on_shift.get(o, ()))
 
     def _draw_trip(self, bundle: Bundle, draw: Step, reviews: list[Step], review_day: int):
         """The latest draw that gets results back in time, at the nearest site first."""
