@@ -56,15 +56,16 @@ class Daybook:
             site: sorted(rooms, key=lambda r: (len(r.capabilities), r.capacity_people, r.id))
             for site, rooms in instance.rooms_at.items()
         }
-        self._max_wait = instance.slots_up(self.rules.max_wait_minutes)
+        self._max_wait = self.rules.max_wait_minutes // instance.slot_minutes
         self._max_visit = self.rules.max_visit_minutes // instance.slot_minutes
         self._fasting_latest = instance.to_slot_floor(self.rules.fasting_draw_latest_start)
         self._booked_slots: dict[str, int] = defaultdict(int)
 
     # --- free time -------------------------------------------------------------------------
-    def clinician_free(self, clinician_id: str, day: int, site_id: str) -> int:
-        rostered = self.inst.clinician_mask.get((clinician_id, day, site_id), 0)
-        return rostered & ~self._busy[("c", clinician_id, day)]
+    def clinician_free(self, clinician_id: str, day: int, site_id: str) -> list[int]:
+        """Free slots in each of the clinician's sessions there."""
+        busy = self._busy[("c", clinician_id, day)]
+        return [m & ~busy for m in self.inst.shift_masks.get((clinician_id, day, site_id), ())]
 
     def room_free(self, room_id: str, site_id: str, day: int) -> int:
         return self.inst.open_mask(site_id) & ~self._busy[("r", room_id, day)]
@@ -88,7 +89,8 @@ class Daybook:
             who = 0
             for c in part:
                 if c in on_shift:
-                    who |= run_starts(self.clinician_free(c, day, site_id), n)
+                    for free in self.clinician_free(c, day, site_id):
+                        who |= run_starts(free, n)
             mask &= who
             if not mask:
                 return 0
@@ -173,7 +175,7 @@ class Daybook:
                 candidates = [
                     c for c in part
                     if c in on_shift and c not in chosen
-                    and self.clinician_free(c, day, site_id) & ~taken[(c, 0)] & need == need
+                    and any(free & ~taken[(c, 0)] & need == need for free in self.clinician_free(c, day, site_id))
                 ]
                 if not candidates:
                     return None

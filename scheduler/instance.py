@@ -16,7 +16,6 @@ from scheduler.domain import WEEKDAYS, Clinician, Patient, ReviewType, Room, Ros
 from scheduler.timegrid import (
     dates_between,
     is_bank_holiday,
-    is_working_day,
     minute_of_day,
     working_day_ranks,
 )
@@ -127,12 +126,16 @@ class Instance:
         return result
 
     @cached_property
-    def clinician_mask(self) -> dict[tuple[str, int, str], int]:
-        """(clinician, day, site) -> slots the clinician is rostered there."""
-        masks: dict[tuple[str, int, str], int] = defaultdict(int)
+    def shift_masks(self) -> dict[tuple[str, int, str], list[int]]:
+        """(clinician, day, site) -> one mask per session: an appointment must sit inside one
+        session, so back-to-back sessions are never joined."""
+        masks: dict[tuple[str, int, str], list[int]] = defaultdict(list)
         for sh in self.shifts:
-            masks[(sh.clinician_id, sh.day, sh.site_id)] |= span_mask(sh.start, sh.end - sh.start)
+            masks[(sh.clinician_id, sh.day, sh.site_id)].append(span_mask(sh.start, sh.end - sh.start))
         return dict(masks)
+
+    def rostered_slots(self, clinician_id: str, day: int, site_id: str) -> int:
+        return sum(bin(m).count("1") for m in self.shift_masks.get((clinician_id, day, site_id), ()))
 
     @cached_property
     def on_shift(self) -> dict[tuple[int, str], list[str]]:
@@ -179,5 +182,3 @@ class Instance:
             result[patient.id] = masks
         return result
 
-    def is_working(self, day: int) -> bool:
-        return is_working_day(self.days[day])

@@ -64,12 +64,3 @@ def local_instant(day: dt.date, minute: int) -> pendulum.DateTime:
     """The aware Europe/London instant `minute` minutes after local midnight on `day`."""
     return pendulum.datetime(day.year, day.month, day.day, minute // 60, minute % 60, tz=TIMEZONE)
 
-
-def clock_change_days(year: int) -> tuple[dt.date, dt.date]:
-    """Last Sunday of March and of October: the days the 01:00-02:00 hour is skipped or repeated."""
-
-    def last_sunday(month: int) -> dt.date:
-        day = dt.date(year, month, 31)
-        return day - dt.timedelta(days=(day.weekday() + 1) % 7)
-
-    return last_sunday(3), last_sunday(10)

@@ -157,6 +157,24 @@ def check_review_type_references(c: Checker) -> Iterator[Problem]:
             yield from c.unknown(path, "shared_components", component_id)
 
 
+def check_shared_components_fit(c: Checker) -> Iterator[Problem]:
+    """A review's duration includes its shared components, so they must fit inside it, once each."""
+    minutes = {component.id: component.minutes for component in c.scenario.shared_components}
+    for index, review_type in enumerate(c.scenario.review_types):
+        ids = review_type.shared_component_ids
+        for k, component_id in enumerate(ids):
+            if component_id in ids[:k]:
+                path = ("review_types", index, "shared_component_ids", k)
+                yield c.problem(path, f"shared component '{component_id}' is listed twice")
+        total = sum(minutes.get(i, 0) for i in dict.fromkeys(ids))
+        if total > review_type.duration_minutes:
+            yield c.problem(
+                ("review_types", index, "shared_component_ids"),
+                f"shared components take {total} min, more than the review's "
+                f"{review_type.duration_minutes} min (durations include them)",
+            )
+
+
 def check_patient_references(c: Checker) -> Iterator[Problem]:
     for p_index, patient in enumerate(c.scenario.patients):
         base: PathT = ("patients", p_index)
@@ -383,6 +401,7 @@ CHECKS: tuple[Callable[[Checker], Iterable[Problem]], ...] = (
     check_leave_references,
     check_clinician_review_types,
     check_review_type_references,
+    check_shared_components_fit,
     check_patient_references,
     check_horizon,
     check_site_hours,

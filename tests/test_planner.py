@@ -12,7 +12,10 @@ import yaml
 
 from scheduler.domain import Scenario
 from scheduler.model import objective as w
+from scheduler.check import check_plan
+from scheduler.plan import Plan
 from scheduler.planner import make_plan
+from scheduler.scenario_io import load_scenario
 from scheduler.timegrid import add_working_days
 from tests.builders import patient, scenario, session, solve_checked
 
@@ -184,6 +187,7 @@ def test_one_worker_and_a_fixed_seed_give_the_same_plan():
     s = Scenario.model_validate(yaml.safe_load((ROOT / "sample_rosters/tutorial.yaml").read_text()))
     s = s.model_copy(update={"solver": s.solver.model_copy(update={"workers": 1, "seed": 11})})
     first, second = make_plan(s), make_plan(s)
+    assert check_plan(s, first).ok
     assert first.model_dump(exclude={"solver"}) == second.model_dump(exclude={"solver"})
     assert first.solver.objective == second.solver.objective
 
@@ -202,6 +206,18 @@ def test_same_plan_in_separate_processes_whatever_the_hash_seed(tmp_path):
         for seed in ("1", "2")
     ]
     assert outputs[0] == outputs[1] and outputs[0]
+    tutorial = Scenario.model_validate(yaml.safe_load((ROOT / "sample_rosters/tutorial.yaml").read_text()))
+    assert check_plan(tutorial, Plan.model_validate_json(outputs[0])).ok
+
+
+def test_practice_month_sample_books_everyone_in_a_checked_plan():
+    s = load_scenario(ROOT / "sample_rosters/practice-month.yaml")
+    s = s.model_copy(update={"solver": s.solver.model_copy(update={"time_limit_seconds": 5, "workers": 2})})
+    plan = solve_checked(s)
+    assert plan.metrics.reviews_booked == plan.metrics.reviews
+    assert plan.metrics.single_visit_share >= 0.95
+    assert plan.metrics.visits < plan.baselines["old_way"].visits / 2
+    assert plan.solver.best_bound <= plan.solver.objective
 
 
 def test_tutorial_plan_is_valid_and_beats_the_old_way():
@@ -212,3 +228,27 @@ def test_tutorial_plan_is_valid_and_beats_the_old_way():
     assert plan.metrics.visits < old.visits and plan.metrics.blood_draws < old.blood_draws
     assert plan.solver.best_bound <= plan.solver.objective
     assert plan.metrics.single_visit_share >= greedy.single_visit_share
+
+
+def test_back_to_back_sessions_are_not_joined():
+    # 09:00-12:00 and 12:00-15:00; the patient can only come 11:30-12:30; a 60-minute sitting
+    # would straddle the two sessions, which the rules forbid.
+    sessions = [session("gp", "2027-03-22", "09:00", "12:00"), session("gp", "2027-03-22", "12:00", "15:00")]
+    away = [{"date": "2027-03-22", "start": "00:00", "end": "11:30"}, {"date": "2027-03-22", "start": "12:30"}]
+    p = patient("P1", "frailty", first="2027-03-22", last="2027-03-22", unavailable=away)
+    data = scenario(sessions, [p]).model_dump()
+    data["review_types"][4]["duration_minutes"] = 60
+    plan = solve_checked(Scenario.model_validate(data))
+    assert [u.reason for u in plan.unbooked] == ["patient_unavailable"]
+
+
+def test_a_wait_limit_off_the_slot_grid_is_kept():
+    # Draw 09:00-09:10 by the HCA; the GP starts at 09:20: a 10-minute wait, over the 7 allowed.
+    sessions = [session("hca", "2027-03-22", "09:00", "09:10"), session("gp", "2027-03-22", "09:20", "12:00")]
+    p = patient("P1", "frailty", first="2027-03-22", last="2027-03-22")
+    data = scenario(sessions, [p], visit_rules={"max_wait_minutes": 7}).model_dump()
+    data["review_types"][4]["blood_marker_ids"] = ["ue_egfr"]
+    plan = solve_checked(Scenario.model_validate(data))
+    assert plan.metrics.reviews_booked == 0
+    data["visit_rules"]["max_wait_minutes"] = 10
+    assert solve_checked(Scenario.model_validate(data)).metrics.reviews_booked == 1

@@ -381,3 +381,15 @@ def test_set_aside_ids_are_not_reported_as_unknown() -> None:
     unknown = [p for p in validate(scenario, "t.yaml") if "unknown clinician 'hca-osei'" in p.message]
     assert len(unknown) == 8  # hca-osei's sessions
     assert validate(scenario, "t.yaml", set_aside={"clinicians": ["hca-osei"]}) == []
+
+
+def test_shared_components_must_fit_inside_the_review_once_each():
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "sample_rosters/tutorial.yaml").read_text())
+    bad = copy.deepcopy(data)
+    asthma = next(t for t in bad["review_types"] if t["id"] == "asthma")
+    asthma["duration_minutes"] = 5
+    asthma["shared_component_ids"] = ["smoking", "bp", "smoking"]
+    messages = [str(p) for p in validate(Scenario.model_validate(bad), "t.yaml")]
+    assert any("shared_component_ids[2]" in m and "listed twice" in m for m in messages)
+    assert any("asthma" in m and "7 min, more than the review's 5 min" in m for m in messages)
+    assert validate(Scenario.model_validate(data), "t.yaml") == []

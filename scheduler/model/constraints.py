@@ -91,7 +91,7 @@ def clinician_capacity(model: cp_model.CpModel, inst: Instance, v: MasterVars) -
     """Hard (relaxed to minutes): clinicians' rostered time at a site covers the steps booked there."""
     for (day, site), members in v.at_option.items():
         on_shift = inst.on_shift.get((day, site), [])
-        supply = {c: bin(inst.clinician_mask.get((c, day, site), 0)).count("1") for c in on_shift}
+        supply = {c: inst.rostered_slots(c, day, site) for c in on_shift}
         demands = []
         for b, k in members:
             step = v.bundles[b].steps[k]
