@@ -201,22 +201,27 @@ class BundleBuilder:
             lag_working_days=lag,
         )
 
+    def _has_room(self, patient: Patient, capabilities: set[str], clinicians: int) -> bool:
+        """Some room at a reachable site has the capabilities and holds everyone."""
+        needs = set(capabilities) | ({"wheelchair_access"} if patient.needs.wheelchair else set())
+        people = 1 + clinicians + (1 if patient.needs.carer_attending else 0)
+        return any(
+            needs <= set(room.capabilities) and room.capacity_people >= people
+            for r in patient.reachable_sites
+            for room in self.inst.rooms_at.get(r.site_id, [])
+        )
+
     def _joint_step(self, patient, blocks, steps, carer, access) -> Step | None:
+        """One sitting with every clinician, if an MDT room could host it; else back to back."""
         inst = self.inst
         all_dues = [d for block in blocks for d in block]
         first, last = self._window(all_dues)
-        reachable = {r.site_id for r in patient.reachable_sites}
         people = 1 + carer + len(steps)
-        has_room = any(
-            "mdt" in room.capabilities and room.capacity_people >= people
-            for site in reachable
-            for room in inst.rooms_at.get(site, [])
-        )
-        if first > last or not has_room or any(not s.parts[0] for s in steps):
+        if first > last or any(not s.parts[0] for s in steps):
             return None
         types = [inst.review_types[d.review_type_id] for _, d in all_dues]
         minutes = joint_minutes(types, self.rules.joint_extra_minutes_per_review)
-        return Step(
+        joint = Step(
             key="joint",
             kind="joint_review",
             review_ids=tuple(r for r, _ in all_dues),
@@ -231,6 +236,10 @@ class BundleBuilder:
             needs_draw=any(s.needs_draw for s in steps),
             lag_working_days=max(s.lag_working_days for s in steps),
         )
+        from scheduler.daybook import Daybook  # the day book places bundles, so it imports this module
+
+        probe = Bundle("joint-probe", patient.id, False, patient.priority, (joint,))
+        return joint if Daybook(inst).possible_options(probe, joint) else None
 
     def _group(self, patient: Patient, dues) -> list[list]:
         """Sittings that keep clinicians evenly loaded, then fewest sittings, then continuity.
@@ -248,9 +257,13 @@ class BundleBuilder:
             who = self.eligible(patient, types, first, last) if first <= last else ()
             if not who and len(block) > 1:
                 return None
-            minutes = combined_minutes(types, self.minutes_of) * patient.needs.extra_time_factor
-            if len(block) > 1 and minutes > self.rules.max_visit_minutes - self.rules.blood_draw_minutes:
-                return None  # a sitting that long could never fit in one visit
+            factor = patient.needs.extra_time_factor
+            minutes = combined_minutes(types, self.minutes_of) * factor
+            if len(block) > 1 and (
+                minutes > self.rules.max_visit_minutes - self.rules.blood_draw_minutes * factor
+                or not self._has_room(patient, {c for t in types for c in t.room_capabilities}, 1)
+            ):
+                return None  # never fits in one visit, or no room could host it
             supply = sum(self.supply.get(c, 0) for c in who)
             pressure = (sum(self.demand[c] for c in who) + minutes) / supply if supply else 1.0
             cost = minutes * (1 + PRESSURE_WEIGHT * pressure) - CONTINUITY_MINUTES * (named in who)

@@ -105,6 +105,8 @@ class Daybook:
     def possible_options(self, bundle: Bundle, step: Step) -> list[tuple[int, str]]:
         """(day, site) pairs where the step could start given what is booked (on an empty book:
         where it could happen at all)."""
+        if step.slots > self._max_visit:
+            return []
         patient = self.inst.patients[bundle.patient_id]
         sites = sorted(r.site_id for r in patient.reachable_sites)
         return [

@@ -16,6 +16,7 @@ UnbookedReason = Literal[
     "no_clinician_rostered",
     "no_room_with_capability",
     "patient_unavailable",
+    "longer_than_a_visit",
     "no_blood_draw_before_review",
     "capacity_used_up",
 ]
@@ -100,7 +101,7 @@ class Comparison(PlanModel):
 
 
 class SolverStats(PlanModel):
-    status: str = Field(description="OPTIMAL, FEASIBLE, or GREEDY when CP-SAT found nothing better.")
+    status: str = Field(description="OPTIMAL (gap 0 for the chosen bundles) or FEASIBLE.")
     method: str
     objective: int = Field(description="Objective of this plan (docs/optimiser.md).")
     best_bound: int = Field(description="A proven lower bound on any plan's objective.")

@@ -18,6 +18,13 @@ def diagnose(inst: Instance, bundle: Bundle, step: Step) -> tuple[str, str]:
     kinds = ", ".join(step.review_type_ids) or "blood draw"
     if not days:
         return "patient_unavailable", f"The due window for {kinds} lies outside the planning period."
+    limit = inst.scenario.visit_rules.max_visit_minutes
+    if step.slots * inst.slot_minutes > limit:
+        return (
+            "longer_than_a_visit",
+            f"{kinds} takes {step.slots * inst.slot_minutes} min with this patient's extra time, "
+            f"longer than the {limit}-minute maximum visit.",
+        )
     rostered = [
         (day, site) for day in days for site in sites
         if all(any(c in inst.on_shift.get((day, site), ()) for c in part) for part in step.parts)
