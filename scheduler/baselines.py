@@ -41,8 +41,8 @@ class GreedyBooker:
 
     def _fit(self, bundle: Bundle, steps: list[Step], day: int, site: str) -> list[Booking] | None:
         patient = self.inst.patients[bundle.patient_id]
-        named = patient.named_clinician_id if patient.wants_continuity else None
-        return self.book.fit_visit(bundle, steps, day, site, named, patient.preferred_time)
+        return self.book.fit_visit(bundle, steps, day, site, self.inst.named_clinician(patient.id),
+                                   patient.preferred_time)
 
     def place(self, bundle: Bundle) -> None:
         draw, reviews = bundle.draw, list(bundle.review_steps)
@@ -63,8 +63,7 @@ class GreedyBooker:
 
     def _named_first(self, bundle: Bundle, candidates: list[tuple[int, str]]) -> list[tuple[int, str]]:
         """Days the named clinician works there first, for patients who want continuity."""
-        patient = self.inst.patients[bundle.patient_id]
-        named = patient.named_clinician_id if patient.wants_continuity else None
+        named = self.inst.named_clinician(bundle.patient_id)
         if not named or not any(named in part for s in bundle.review_steps for part in s.parts):
             return candidates
         return sorted(candidates, key=lambda o: named not in self.inst.on_shift.get(o, ()))

@@ -236,10 +236,10 @@ class BundleBuilder:
             needs_draw=any(s.needs_draw for s in steps),
             lag_working_days=max(s.lag_working_days for s in steps),
         )
-        from scheduler.daybook import Daybook  # the day book places bundles, so it imports this module
+        from scheduler.daybook import empty_book  # the day book places bundles, so it imports this module
 
         probe = Bundle("joint-probe", patient.id, False, patient.priority, (joint,))
-        return joint if Daybook(inst).possible_options(probe, joint) else None
+        return joint if empty_book(inst).possible_options(probe, joint) else None
 
     def _group(self, patient: Patient, dues) -> list[list]:
         """Sittings that keep clinicians evenly loaded, then fewest sittings, then continuity.
@@ -249,7 +249,7 @@ class BundleBuilder:
         clinicians who could do it (booked so far over rostered), plus a fixed cost per sitting.
         """
         inst = self.inst
-        named = patient.named_clinician_id if patient.wants_continuity else None
+        named = inst.named_clinician(patient.id)
 
         def block_cost(block) -> tuple[float, int, tuple[str, ...]] | None:
             types = [inst.review_types[d.review_type_id] for _, d in block]

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from scheduler.check import check_plan, format_report
-from scheduler.domain import Scenario
+from scheduler.domain import Scenario, SolverSettings
 from scheduler.plan import Plan
 from scheduler.planner import PlanningProgress, make_plan
 from scheduler.scenario_io import ScenarioError, load_scenario, scenario_json_schema
@@ -26,6 +27,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="OneVisit: on
 console = Console()
 errors = Console(stderr=True)
 
+STAGES = {  # what the progress bar says during each stage of planning
+    "greedy": "greedy plan ready",
+    "solving": "CP-SAT master (relaxed objective)",
+    "timetabling": "timetabling days",
+    "baselines": "old-way baseline",
+    "done": "done",
+}
 EXIT_BAD_INPUT = 2
 EXIT_INVALID_PLAN = 1
 
@@ -122,9 +130,14 @@ def plan(
     """Plan consolidated visits for a scenario, check the plan, and write it."""
     loaded = _load(scenario, sessions_csv, due_csv)
     overrides = {k: v for k, v in (("time_limit_seconds", time_limit), ("workers", workers), ("seed", seed)) if v is not None}
-    settings = loaded.solver.model_copy(update=overrides)
+    try:
+        settings = SolverSettings.model_validate({**loaded.solver.model_dump(), **overrides})
+    except ValidationError as exc:
+        for error in exc.errors():
+            errors.print(f"--{str(error['loc'][0]).replace('_seconds', '').replace('_', '-')}: {error['msg']}", markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
-               TextColumn("best {task.fields[objective]}  bound {task.fields[bound]}"))
+               TextColumn("objective {task.fields[objective]}  proven bound {task.fields[bound]}"))
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("planning", total=settings.time_limit_seconds, objective="-", bound="-")
 
@@ -135,7 +148,7 @@ def plan(
             if p.bound is not None:
                 fields["bound"] = f"{p.bound:,.0f}"
             done = p.time_limit_seconds if p.stage in ("baselines", "done") else min(p.elapsed_seconds, p.time_limit_seconds)
-            bar.update(task, description=p.stage, completed=done, **fields)
+            bar.update(task, description=STAGES.get(p.stage, p.stage), completed=done, **fields)
 
         result = make_plan(loaded, settings, on_progress=show)
     report = check_plan(loaded, result)
@@ -153,9 +166,11 @@ def plan(
 def check(
     scenario: Annotated[Path, typer.Argument(help="Scenario file the plan was made from.")],
     plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="plan.json to verify.")],
+    sessions_csv: Annotated[Path | None, typer.Option(help="Roster sessions CSV the plan used.")] = None,
+    due_csv: Annotated[Path | None, typer.Option(help="Due reviews CSV the plan used.")] = None,
 ) -> None:
     """Verify every hard rule and recompute the metrics of a plan; exit 1 on any violation."""
-    loaded = _load(scenario)
+    loaded = _load(scenario, sessions_csv, due_csv)
     try:
         parsed = Plan.model_validate_json(plan_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -36,12 +36,17 @@ class Booking:
         return self.start + self.step.slots
 
 
+def empty_book(inst: Instance) -> "Daybook":
+    """A day book with nothing booked, shared per instance, for asking what is possible at all."""
+    return inst.cache.setdefault("empty_book", {}).setdefault("book", Daybook(inst))
+
+
 def static_options(inst: Instance, bundle: Bundle, step: Step) -> list[tuple[int, str]]:
     """Where a step could happen at all, roster empty; cached on the instance."""
     cache = inst.cache.setdefault("static_options", {})
     key = (bundle.id, step.key)
     if key not in cache:
-        cache[key] = Daybook(inst).possible_options(bundle, step)
+        cache[key] = empty_book(inst).possible_options(bundle, step)
     return cache[key]
 
 

@@ -83,6 +83,11 @@ class Instance:
             (p.id, r.site_id): r.travel_minutes for p in s.patients for r in p.reachable_sites
         }
 
+    def named_clinician(self, patient_id: str) -> str | None:
+        """The named clinician, when the patient wants continuity with them."""
+        patient = self.patients[patient_id]
+        return patient.named_clinician_id if patient.wants_continuity else None
+
     # --- slots -------------------------------------------------------------------------
     def slots_up(self, minutes: float) -> int:
         return math.ceil(minutes / self.slot_minutes - 1e-9)

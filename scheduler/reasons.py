@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scheduler.bundles import Bundle, Step
-from scheduler.daybook import Daybook
+from scheduler.daybook import empty_book
 from scheduler.instance import Instance
 
 
@@ -34,7 +34,7 @@ def diagnose(inst: Instance, bundle: Bundle, step: Step) -> tuple[str, str]:
             "no_clinician_rostered",
             f"No clinician allowed to do {kinds} works at a site the patient can reach in the window.",
         )
-    empty = Daybook(inst)
+    empty = empty_book(inst)
     if not any(empty.rooms_for(step, site) for site in sites):
         needs = ", ".join(sorted(step.capabilities)) or "a room"
         return "no_room_with_capability", f"No room with {needs} for this patient at a reachable site."

@@ -85,6 +85,23 @@ def test_sessions_csv_adds_roster_sessions(tmp_path):
     assert result.returncode == 2 and "bad.csv" in result.stderr and "row 2" in result.stderr
 
 
+def test_bad_solver_options_are_refused_before_planning(tmp_path):
+    result = onevisit("plan", str(TUTORIAL), "--out", str(tmp_path / "out"), "--workers", "0", "--time-limit", "-1")
+    assert result.returncode == 2 and "--workers" in result.stderr and "--time-limit" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_check_reads_the_same_csv_imports_as_plan(tmp_path):
+    due = tmp_path / "due.csv"
+    due.write_text("patient_id,review_type_id,window_start,window_end,reachable_sites\n"
+                   "P900,asthma,2027-03-22,2027-04-02,riverside:7\n")
+    out = tmp_path / "out"
+    assert onevisit("plan", str(TUTORIAL), "--out", str(out), "--due-csv", str(due), "--time-limit", "5").returncode == 0
+    assert "P900" in (out / "plan.json").read_text()
+    assert onevisit("check", str(TUTORIAL), str(out / "plan.json"), "--due-csv", str(due)).returncode == 0
+    assert onevisit("check", str(TUTORIAL), str(out / "plan.json")).returncode == 1
+
+
 def test_schema_is_the_scenario_json_schema():
     result = onevisit("schema")
     assert result.returncode == 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ortools.sat.python import cp_model
 
 from scheduler.bundles import Bundle
-from scheduler.daybook import Booking
+from scheduler.daybook import AFTERNOON_STARTS_MINUTE, MORNING_ENDS_MINUTE, Booking
 from scheduler.instance import Instance
 from scheduler.model.variables import MasterVars
 
@@ -45,11 +45,6 @@ class Breakdown:
         return sum(self.__dict__.values())
 
 
-def _named(inst: Instance, bundle: Bundle) -> str | None:
-    patient = inst.patients[bundle.patient_id]
-    return patient.named_clinician_id if patient.wants_continuity else None
-
-
 def master_objective(inst: Instance, v: MasterVars):
     """The parts of the objective the master sees; each is at most the plan's own (a bound)."""
     terms = []
@@ -72,7 +67,7 @@ def master_objective(inst: Instance, v: MasterVars):
         if not step.reviews:
             continue
         cost = PRIORITY_DAY * bundle.priority * (day - step.first_day)
-        named = _named(inst, bundle)
+        named = inst.named_clinician(bundle.patient_id)
         can_keep = any(named in part for part in step.parts) and named in inst.on_shift.get(
             (day, site), []
         )
@@ -95,7 +90,7 @@ def evaluate(inst: Instance, bundles: list[Bundle], bookings: list[Booking]) -> 
         booked = {bk.step.key for bk in mine}
         weight = UNBOOKED_REVIEW * (1 + bundle.priority)
         unbooked += sum(weight * s.reviews for s in bundle.steps if s.key not in booked)
-        named = _named(inst, bundle)
+        named = inst.named_clinician(bundle.patient_id)
         patient = inst.patients[bundle.patient_id]
         trips: dict[int, list[Booking]] = defaultdict(list)
         for bk in mine:
@@ -116,8 +111,8 @@ def evaluate(inst: Instance, bundles: list[Bundle], bookings: list[Booking]) -> 
                 wait += WAIT_MINUTE * max(0, bk.start - latest) * slot
                 latest = max(latest, bk.end)
             start_minute = trip[0].start * slot
-            if (patient.preferred_time == "morning" and start_minute >= 12 * 60 + 30) or (
-                patient.preferred_time == "afternoon" and start_minute < 13 * 60
+            if (patient.preferred_time == "morning" and start_minute >= MORNING_ENDS_MINUTE) or (
+                patient.preferred_time == "afternoon" and start_minute < AFTERNOON_STARTS_MINUTE
             ):
                 preference += PREFERENCE_MISS
     sessions = SESSION_USED * len({(c, bk.day, bk.site_id) for bk in bookings for c in bk.clinician_ids})
@@ -137,7 +132,7 @@ def standalone_floor(inst: Instance, v: MasterVars) -> int:
     total, anything_booked = 0, False
     for b, bundle in enumerate(v.bundles):
         patient = inst.patients[bundle.patient_id]
-        named = _named(inst, bundle)
+        named = inst.named_clinician(bundle.patient_id)
         draw_possible = bundle.draw is not None and bool(v.options[(b, 0)])
         bookable = {
             k for k, s in enumerate(bundle.steps)
