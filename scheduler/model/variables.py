@@ -38,11 +38,23 @@ class MasterVars:
         return list(seen)
 
 
+def reachable_options(inst: Instance, bundle: Bundle, step) -> list[Option]:
+    """Static options, less days no draw could precede by the results turnaround."""
+    options = static_options(inst, bundle, step)
+    if not (step.needs_draw and step.lag_working_days and bundle.draw is not None):
+        return options
+    draws = static_options(inst, bundle, bundle.draw)
+    if not draws:
+        return []
+    earliest = min(inst.ranks[day] for day, _ in draws) + step.lag_working_days
+    return [(day, site) for day, site in options if inst.ranks[day] >= earliest]
+
+
 def build_variables(model: cp_model.CpModel, inst: Instance, bundles: list[Bundle]) -> MasterVars:
     v = MasterVars(bundles)
     for b, bundle in enumerate(bundles):
         for k, step in enumerate(bundle.steps):
-            opts = static_options(inst, bundle, step)
+            opts = reachable_options(inst, bundle, step)
             v.options[(b, k)] = opts
             booked = model.new_bool_var(f"booked_{b}_{k}")
             v.booked[(b, k)] = booked
