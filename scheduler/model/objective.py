@@ -127,7 +127,9 @@ def standalone_floor(inst: Instance, v: MasterVars) -> int:
     """Sum over bundles of each one's best cost with the roster to itself: a valid lower bound.
 
     Capacity shared with other patients can only add cost, and every objective term belongs to one
-    bundle except sessions (at least one if anything is booked).
+    bundle except sessions (at least one if anything is booked). It assumes, as the weights ensure
+    for any horizon under a year, that booking a bookable review always beats leaving it out
+    (100,000 per review against at most two trips and their priority days).
     """
     total, anything_booked = 0, False
     for b, bundle in enumerate(v.bundles):
