@@ -39,7 +39,7 @@ class GreedyBooker:
         self.book = book or Daybook(inst)
         self.draw_in_visit = draw_in_visit
 
-    def _fit(self, bundle: Bundle, steps: list[Step], day: int, site: str) -> list[Booking] | None:
+    def fit(self, bundle: Bundle, steps: list[Step], day: int, site: str) -> list[Booking] | None:
         patient = self.inst.patients[bundle.patient_id]
         return self.book.fit_visit(bundle, steps, day, site, self.inst.named_clinician(patient.id),
                                    patient.preferred_time)
@@ -49,7 +49,7 @@ class GreedyBooker:
         lagged = draw is not None and (not self.draw_in_visit or any(s.lag_working_days for s in reviews))
         visit_steps = reviews if lagged or draw is None else [draw, *reviews]
         for day, site in self._named_first(bundle, options(self.inst, bundle, visit_steps)):
-            found = self._fit(bundle, visit_steps, day, site)
+            found = self.fit(bundle, visit_steps, day, site)
             if found is None:
                 continue
             trip = self._draw_trip(bundle, draw, reviews, day) if lagged else None
@@ -77,7 +77,7 @@ class GreedyBooker:
         patient = self.inst.patients[bundle.patient_id]
         for r in sorted(patient.reachable_sites, key=lambda r: (r.travel_minutes, r.site_id)):
             for day in reversed(days):
-                found = self._fit(bundle, [draw], day, r.site_id)
+                found = self.fit(bundle, [draw], day, r.site_id)
                 if found:
                     return found
         return None
@@ -87,7 +87,7 @@ class GreedyBooker:
         draw_day = None
         if draw is not None:
             for day, site in options(self.inst, bundle, [draw]):
-                found = self._fit(bundle, [draw], day, site)
+                found = self.fit(bundle, [draw], day, site)
                 if found:
                     self.book.commit(found)
                     draw_day = day
@@ -116,7 +116,7 @@ class GreedyBooker:
                     if draw_day is not None and any(s.needs_draw for s in group):
                         if day <= draw_day or ranks[day] < ranks[draw_day] + lag:
                             continue
-                    found = self._fit(bundle, list(group), day, site)
+                    found = self.fit(bundle, list(group), day, site)
                     if found:
                         return found
         return None

@@ -53,7 +53,7 @@ def schedule_days(inst: Instance, bundles: list[Bundle], assignment: dict) -> Da
                 continue
             bundle = bundles[b]
             steps = [bundle.steps[k] for k in sorted(per_option[(day, site)][b])]
-            found = booker._fit(bundle, steps, day, site)
+            found = booker.fit(bundle, steps, day, site)
             if found:
                 book.commit(found)
             else:
