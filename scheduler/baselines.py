@@ -44,11 +44,15 @@ class GreedyBooker:
         return self.book.fit_visit(bundle, steps, day, site, self.inst.named_clinician(patient.id),
                                    patient.preferred_time)
 
-    def place(self, bundle: Bundle) -> None:
+    def place(self, bundle: Bundle, preferred: tuple[int, str] | None = None) -> None:
+        """One visit if any (day, site) fits, `preferred` first; else the fewest visits."""
         draw, reviews = bundle.draw, list(bundle.review_steps)
         lagged = draw is not None and (not self.draw_in_visit or any(s.lag_working_days for s in reviews))
         visit_steps = reviews if lagged or draw is None else [draw, *reviews]
-        for day, site in self._named_first(bundle, options(self.inst, bundle, visit_steps)):
+        candidates = self._named_first(bundle, options(self.inst, bundle, visit_steps))
+        if preferred in candidates:
+            candidates = [preferred, *(c for c in candidates if c != preferred)]
+        for day, site in candidates:
             found = self.fit(bundle, visit_steps, day, site)
             if found is None:
                 continue
