@@ -147,12 +147,12 @@ class BundleBuilder:
         markers = sorted({m for _, d in dues for m in inst.review_types[d.review_type_id].blood_marker_ids})
         if markers:
             last = max(s.last_day for s in steps)
+            reachable = {r.site_id for r in patient.reachable_sites}
             takers = tuple(
                 c.id
                 for c in inst.scenario.clinicians
                 if c.takes_bloods
-                and any(day <= last and site in {r.site_id for r in patient.reachable_sites}
-                        for day, site in inst.clinician_sites.get(c.id, ()))
+                and any(day <= last and site in reachable for day, site in inst.clinician_sites.get(c.id, ()))
             )
             draw = Step(
                 key="draw",

@@ -69,8 +69,9 @@ def schedule_days(inst: Instance, bundles: list[Bundle], assignment: dict) -> Da
 def guided_greedy(inst: Instance, bundles: list[Bundle], assignment: dict) -> Daybook:
     """The greedy consolidator, each bundle trying the master's (day, site) for its reviews first."""
     booker = GreedyBooker(inst)
+    index = {bundle.id: b for b, bundle in enumerate(bundles)}
     for bundle in priority_order(inst, bundles):
-        b = bundles.index(bundle)
+        b = index[bundle.id]
         chosen = [assignment.get((b, k)) for k, step in enumerate(bundle.steps) if step.reviews]
         booker.place(bundle, chosen[0] if chosen and len(set(chosen)) == 1 else None)
     return booker.book

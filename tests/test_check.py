@@ -7,7 +7,6 @@ import datetime as dt
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -22,7 +21,7 @@ from scheduler.check import (
     recompute_metrics,
 )
 from scheduler.domain import ReachableSite, Room, RosterSession, Site
-from scheduler.plan import Metrics, UnbookedReview
+from scheduler.plan import UnbookedReview
 from tests.plan_builders import (
     EXPECTED_METRICS,
     ROOT,

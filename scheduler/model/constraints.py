@@ -16,7 +16,7 @@ from scheduler.model.variables import MasterVars
 
 def step_opens_visit(model: cp_model.CpModel, v: MasterVars) -> None:
     """Hard: a step at a (day, site) means the patient travels there that day."""
-    for (b, k, opt), x in v.x.items():
+    for (b, _k, opt), x in v.x.items():
         model.add_implication(x, v.visit[(b, opt)])
     for (b, opt), visit in v.visit.items():
         steps = [v.x[(b, k, opt)] for k in range(len(v.bundles[b].steps)) if (b, k, opt) in v.x]

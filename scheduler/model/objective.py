@@ -54,7 +54,7 @@ def master_objective(inst: Instance, v: MasterVars):
         if step.reviews:
             weight = UNBOOKED_REVIEW * (1 + bundle.priority) * step.reviews
             terms.append(weight - weight * booked)
-    for (b, (day, site)), visit in v.visit.items():
+    for (b, (_day, site)), visit in v.visit.items():
         bundle = v.bundles[b]
         travel = 2 * inst.travel.get((bundle.patient_id, site), 0) * (1 + bundle.priority)
         terms.append((VISIT + TRAVEL_MINUTE * travel) * visit)

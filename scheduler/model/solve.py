@@ -33,7 +33,6 @@ class SolveResult:
     best_bound: int
     wall_seconds: float
     assignment: dict[tuple[int, int], Option]  # (bundle index, step index) -> (day, site)
-    variables: int
 
 
 class _Reporter(cp_model.CpSolverSolutionCallback):
@@ -104,5 +103,4 @@ def solve_master(
         best_bound=max(_floor(solver.best_objective_bound), standalone_floor(inst, v)),
         wall_seconds=wall,
         assignment=assignment,
-        variables=len(model.proto.variables),
     )
