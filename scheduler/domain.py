@@ -59,6 +59,7 @@ class Site(Strict):
     name: str
     kind: SiteKind = "practice"
     address: str = Field(description="Full postal address, shown to patients.")
+    phone: str | None = Field(None, description="Reception number patients call to cancel or rebook.")
     latitude: float | None = Field(None, ge=-90, le=90)
     longitude: float | None = Field(None, ge=-180, le=180)
     opens: dt.time = Field(dt.time(8, 0), description="Rooms usable from (local time).")
@@ -145,7 +146,9 @@ class ReviewType(Strict):
         False, description="Laboratory results must be back before the review starts."
     )
     shared_component_ids: list[Id] = Field(default_factory=list)
-    sensitive: bool = Field(False, description="Never named outside the NHS boundary.")
+    sensitive: bool = Field(
+        False, description="Sensitive clinic: never named outside the NHS boundary, and no patient invite is sent for a visit that includes it."
+    )
 
 
 class ReachableSite(Strict):
@@ -229,6 +232,21 @@ class VisitRules(Strict):
     slot_minutes: Literal[5, 10, 15] = 5
 
 
+class InviteSettings(Strict):
+    """What patient invites may say. Privacy first: by default clinicians appear by role only."""
+
+    contact_phone: str | None = Field(
+        None, description="Number to cancel or rebook; a site's own phone is used when it has one."
+    )
+    rebook_url: str | None = Field(None, description="Web page where patients cancel or rebook.")
+    show_clinician_names: bool = Field(
+        False, description="Name clinicians in invites (off: 'a nurse', 'a pharmacist')."
+    )
+    fasting_reminder_time: dt.time = Field(
+        dt.time(19, 0), description="Local time of the evening-before reminder when a test needs fasting."
+    )
+
+
 class Scenario(Strict):
     """Everything the planner needs for one planning period."""
 
@@ -239,6 +257,7 @@ class Scenario(Strict):
     horizon_end: dt.date
     visit_rules: VisitRules = VisitRules()
     solver: SolverSettings = SolverSettings()
+    invites: InviteSettings = InviteSettings()
     sites: list[Site] = Field(min_length=1)
     rooms: list[Room] = Field(min_length=1)
     clinicians: list[Clinician] = Field(min_length=1)

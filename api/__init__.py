@@ -1,0 +1,1 @@
+"""The OneVisit service: storage, HTTP API, jobs and calendar output. Builds on `scheduler`."""
