@@ -36,6 +36,8 @@ class PlanningProgress:
     time_limit_seconds: float
     objective: float | None = None
     bound: float | None = None
+    reviews_booked: int | None = None  # in the best plan so far (greedy until a better one is kept)
+    patients_booked: int | None = None  # patients with every due review booked, same plan
 
 
 def schedule_days(inst: Instance, bundles: list[Bundle], assignment: dict) -> Daybook:
@@ -108,14 +110,23 @@ def make_plan(
     settings = settings or scenario.solver
     started = time.monotonic()
 
+    inst = Instance(scenario)
+    booked = {"reviews": None, "patients": None}
+
     def report(stage: str, objective=None, bound=None) -> None:
         if on_progress:
-            on_progress(PlanningProgress(stage, time.monotonic() - started, settings.time_limit_seconds, objective, bound))
+            on_progress(PlanningProgress(stage, time.monotonic() - started, settings.time_limit_seconds,
+                                         objective, bound, booked["reviews"], booked["patients"]))
 
-    inst = Instance(scenario)
+    def count_booked(bookings: list[Booking]) -> None:
+        done = booked_review_ids(bookings)
+        booked["reviews"] = len(done)
+        booked["patients"] = sum(all(p.review_id(d) in done for d in p.due_reviews) for p in scenario.patients)
+
     bundles = BundleBuilder(inst).bundles()
     greedy = greedy_consolidate(inst, bundles).bookings
     greedy_score = evaluate(inst, bundles, greedy).total
+    count_booked(greedy)
     report("greedy", objective=greedy_score)
 
     def on_solver(p: SolverProgress) -> None:
@@ -137,6 +148,7 @@ def make_plan(
             if total < score:
                 chosen, method, score = bookings, label, total
     objective = evaluate(inst, bundles, chosen).total
+    count_booked(chosen)
 
     report("baselines", objective, result.best_bound)
     reasons = unbooked_reasons(inst, bundles, booked_review_ids(chosen))
