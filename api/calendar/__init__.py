@@ -1,0 +1,33 @@
+"""Calendar output: patient invites (iTIP REQUEST/CANCEL), clinician and room feeds, invite emails.
+
+Pure functions of a scenario, a plan and identities the service stores; no database, no HTTP.
+See docs/calendars.md.
+"""
+
+from api.calendar.email import invite_email
+from api.calendar.render import (
+    EventIdentity,
+    clinician_feed,
+    invite_allowed,
+    invite_fingerprint,
+    new_reference,
+    new_uid,
+    patient_cancel,
+    patient_request,
+    room_feed,
+)
+from api.calendar.timezone import london_vtimezone
+
+__all__ = [
+    "EventIdentity",
+    "clinician_feed",
+    "invite_allowed",
+    "invite_email",
+    "invite_fingerprint",
+    "london_vtimezone",
+    "new_reference",
+    "new_uid",
+    "patient_cancel",
+    "patient_request",
+    "room_feed",
+]

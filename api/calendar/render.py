@@ -1,0 +1,536 @@
+"""Patient invites (iTIP REQUEST and CANCEL) and clinician/room feeds, as iCalendar bytes.
+
+Pure functions of the scenario, a plan and the identities the service stores per visit (a random
+UID, the SEQUENCE it last sent and a booking reference). Nothing here reads a database, invents an
+identifier from an id, or writes a condition, review, blood test, patient or (unless the scenario
+opts in) clinician name. docs/calendars.md describes what each user receives.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from icalendar import Alarm, Calendar, Event, vCalAddress, vDuration
+
+from api.calendar import wording
+from api.calendar.ics import Text, serialise
+from api.calendar.timezone import LONDON, UTC, london_time, london_vtimezone
+from scheduler.domain import Clinician, Patient, Room, Scenario, Site
+from scheduler.plan import Appointment, Plan, Visit
+
+PRODID = "-//OneVisit//Consolidated visits 1.0//EN"
+UID_DOMAIN = "onevisit"
+REFERENCE_PREFIX = "OV-"
+# No 0/O, 1/I/L, 5/S, 2/Z, 8/B or U/V: easy to read aloud and to type from a phone screen.
+REFERENCE_ALPHABET = "ACDEFGHJKMNPQRTWXY34679"
+REFERENCE_LENGTH = 6
+REFRESH = dt.timedelta(hours=1)  # REFRESH-INTERVAL and X-PUBLISHED-TTL
+REMINDERS = (dt.timedelta(days=-7), dt.timedelta(days=-1))
+FASTING_HOURS = 12
+
+_UID = re.compile(r"^[A-Za-z0-9._\-]+@[A-Za-z0-9.\-]+$")
+_REFERENCE = re.compile(r"^[A-Z0-9][A-Z0-9\-]{2,31}$")
+_MAILBOX = re.compile(r"^[^\s@:;,<>\"]+@[^\s@:;,<>\"]+$")
+
+
+@dataclass(frozen=True)
+class EventIdentity:
+    """What the service stores per visit and passes back for every rendering of it.
+
+    uid: random (`new_uid`), the same in the patient's invite and in every feed, never reused.
+    sequence: 0 for the first invite; +1 for each update or cancel, never lowered.
+    reference: the short booking reference people read out on the phone (`new_reference`).
+    """
+
+    uid: str
+    sequence: int
+    reference: str
+
+    def __post_init__(self) -> None:
+        if not _UID.match(self.uid):
+            raise ValueError(f"UID {self.uid!r} is not of the form <random>@<domain>")
+        if isinstance(self.sequence, bool) or not isinstance(self.sequence, int) or self.sequence < 0:
+            raise ValueError(f"SEQUENCE must be a non-negative integer, not {self.sequence!r}")
+        if not _REFERENCE.match(self.reference):
+            raise ValueError(f"booking reference {self.reference!r} is not upper-case letters and digits")
+
+
+def new_uid() -> str:
+    """A fresh random UID (uuid4): nothing in it is derived from a patient, visit or plan."""
+    return f"{uuid.uuid4()}@{UID_DOMAIN}"
+
+
+def new_reference() -> str:
+    """A fresh random booking reference like OV-7K3P9Q (23^6, about 148 million; the service
+    keeps them unique)."""
+    return REFERENCE_PREFIX + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a visit out of the scenario and plan
+
+
+@dataclass(frozen=True)
+class _Visit:
+    visit: Visit
+    site: Site
+    patient: Patient
+    appointments: list[Appointment]  # by start
+    start: dt.datetime  # Europe/London
+    end: dt.datetime
+
+
+def _index(items, what: str):
+    index = {item.id: item for item in items}
+
+    def get(key: str):
+        if key not in index:
+            raise ValueError(f"the plan names {what} {key!r}, which the scenario does not have")
+        return index[key]
+
+    return get
+
+
+def _visit(scenario: Scenario, plan: Plan, visit_id: str) -> _Visit:
+    visits = [v for v in plan.visits if v.id == visit_id]
+    if not visits:
+        raise KeyError(f"no visit {visit_id!r} in this plan")
+    visit = visits[0]
+    appointments = sorted(
+        (a for a in plan.appointments if a.visit_id == visit_id), key=lambda a: (a.start, a.end, a.id)
+    )
+    if not appointments:
+        raise ValueError(f"visit {visit_id!r} has no appointments")
+    for a in appointments:
+        london_time(a.start), london_time(a.end)
+    return _Visit(
+        visit=visit,
+        site=_index(scenario.sites, "site")(visit.site_id),
+        patient=_index(scenario.patients, "patient")(visit.patient_id),
+        appointments=appointments,
+        start=london_time(min(a.start for a in appointments)),
+        end=london_time(max(a.end for a in appointments)),
+    )
+
+
+def _is_sensitive(scenario: Scenario, appointments: list[Appointment]) -> bool:
+    review_type = _index(scenario.review_types, "review type")
+    return any(review_type(t).sensitive for a in appointments for t in a.review_type_ids)
+
+
+def invite_allowed(scenario: Scenario, plan: Plan, visit_id: str) -> bool:
+    """False when any review in the visit is of a review type the scenario marks sensitive: no
+    invite goes outside the NHS boundary for such a visit (feeds still show the booking)."""
+    return not _is_sensitive(scenario, _visit(scenario, plan, visit_id).appointments)
+
+
+def _fasting_draw(scenario: Scenario, v: _Visit) -> Appointment | None:
+    marker = _index(scenario.blood_markers, "blood marker")
+    for a in v.appointments:
+        if a.kind == "blood_draw" and any(marker(m).fasting for m in a.blood_marker_ids):
+            return a
+    return None
+
+
+def _contact(scenario: Scenario, site: Site) -> tuple[str | None, str | None]:
+    return site.phone or scenario.invites.contact_phone, scenario.invites.rebook_url
+
+
+def _how_to_reach(scenario: Scenario, site: Site) -> str:
+    phone, url = _contact(scenario, site)
+    how = ([f"call {phone}"] if phone else []) + ([f"go to {url}"] if url else [])
+    return " or ".join(how) if how else "contact your GP practice"
+
+
+def _roles_and_names(scenario: Scenario, a: Appointment) -> tuple[list, list[str] | None]:
+    clinician = _index(scenario.clinicians, "clinician")
+    staff: list[Clinician] = [clinician(c) for c in a.clinician_ids]
+    names = [c.name for c in staff] if scenario.invites.show_clinician_names else None
+    return [c.role for c in staff], names
+
+
+def _only_draws(v: _Visit) -> bool:
+    return all(a.kind == "blood_draw" for a in v.appointments)
+
+
+def _summary(v: _Visit) -> str:
+    if _only_draws(v):
+        return f"Your blood test at {v.site.name}"
+    return f"Your health check-up visit at {v.site.name}"
+
+
+def _location(site: Site) -> str:
+    address = site.address.strip()
+    if address.lower().startswith(site.name.strip().lower()):
+        return address
+    return f"{site.name}, {address}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain-English text for the patient
+
+
+def _description(scenario: Scenario, v: _Visit, reference: str) -> str:
+    phone, _ = _contact(scenario, v.site)
+    draw = _fasting_draw(scenario, v)
+    lines = [
+        f"When: {wording.long_date(v.start.date())}. Please arrive a few minutes before "
+        f"{wording.clock(v.start)}, the time of your first appointment.",
+        f"How long: allow about {wording.duration(v.end - v.start)}; you should be finished by "
+        f"{wording.clock(v.end)}.",
+        f"Where: {_location(v.site)}",
+        "",
+        "What happens",
+    ]
+    for a in v.appointments:
+        at = wording.clock(london_time(a.start))
+        length = wording.duration(a.end - a.start)
+        roles, names = _roles_and_names(scenario, a)
+        who = wording.people(roles, names)
+        if a.kind == "blood_draw":
+            lines.append(f"- {at}: blood test with {who}")
+        elif a.kind == "joint_review":
+            lines.append(f"- {at}: one appointment with {who} together (about {length})")
+        else:
+            lines.append(f"- {at}: appointment with {who} (about {length})")
+    if not _only_draws(v) and any(a.kind == "blood_draw" for a in v.appointments):
+        lines.append("Your blood test comes first, so one needle covers everything.")
+    elif _only_draws(v):
+        lines.append(
+            "This is a short visit for a blood test, so the results are ready in time for your "
+            "check-up appointment."
+        )
+    if draw is not None:
+        test_at = london_time(draw.start)
+        from_time = test_at - dt.timedelta(hours=FASTING_HOURS)
+        lines += [
+            "",
+            "Fasting",
+            f"Your blood test needs you to fast. Please have nothing to eat or drink except water "
+            f"for {FASTING_HOURS} hours before {wording.clock(test_at)}, that is from "
+            f"{wording.clock(from_time)} the evening before, unless you have been told otherwise. "
+            "Keep drinking water.",
+            "If you are not sure whether to take any of your medicines while fasting, "
+            + (f"call {phone} before the day." if phone else "ask your practice before the day."),
+        ]
+    lines += [
+        "",
+        "Please bring",
+        "- your medicines, or an up-to-date list of them",
+        "- your glasses and hearing aids, if you use them",
+        "- any questions you want to ask",
+        "",
+        "To cancel or rebook",
+        f"If you cannot come or need another time, please {_how_to_reach(scenario, v.site)} as "
+        f"soon as you can, so someone else can have this time. Your booking reference is "
+        f"{reference}.",
+    ]
+    support = _support(v.patient)
+    if support:
+        lines += ["", "Help at your visit", *support]
+    return "\n".join(lines)
+
+
+def _support(patient: Patient) -> list[str]:
+    needs = patient.needs
+    lines = []
+    if needs.interpreter_language:
+        lines.append(
+            f"- We have noted that you need a {needs.interpreter_language.strip()} interpreter. "
+            "Please tell us if this has changed."
+        )
+    if needs.wheelchair:
+        lines.append("- All your appointments are in rooms with wheelchair access.")
+    if needs.carer_attending:
+        lines.append("- There is room for your carer or a relative to come in with you.")
+    if needs.extra_time_factor > 1.0:
+        lines.append("- Extra time has been allowed for your appointments.")
+    return lines
+
+
+def _cancel_description(scenario: Scenario, v: _Visit, reference: str) -> str:
+    how_text = _how_to_reach(scenario, v.site)
+    return "\n".join(
+        [
+            f"This visit has been cancelled: {wording.long_date(v.start.date())} at "
+            f"{wording.clock(v.start)}, {_location(v.site)}.",
+            "If you have been sent a new invitation, that one still stands.",
+            f"To ask about this or to book again, please {how_text}. "
+            f"Your booking reference was {reference}.",
+        ]
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# iCalendar building blocks
+
+
+def _stamp(dtstamp: dt.datetime | None) -> dt.datetime:
+    if dtstamp is None:
+        dtstamp = dt.datetime.now(UTC)
+    if dtstamp.tzinfo is None or dtstamp.utcoffset() is None:
+        raise ValueError("dtstamp must be timezone-aware")
+    return dtstamp.astimezone(UTC).replace(microsecond=0)
+
+
+def _calendar(method: str | None) -> Calendar:
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    if method:
+        cal.add("method", method)
+    cal.add_component(london_vtimezone())
+    return cal
+
+
+def _mailbox(address: str, what: str) -> str:
+    bare = address.strip()
+    if bare.lower().startswith("mailto:"):
+        bare = bare[len("mailto:"):]
+    if not _MAILBOX.match(bare):
+        raise ValueError(f"{what} {address!r} is not an email address")
+    return f"mailto:{bare}"
+
+
+def _event(identity: EventIdentity, start: dt.datetime, end: dt.datetime, stamp: dt.datetime) -> Event:
+    event = Event()
+    event.add("uid", identity.uid)
+    event.add("sequence", identity.sequence)
+    event.add("dtstamp", stamp)
+    event.add("dtstart", london_time(start))
+    event.add("dtend", london_time(end))
+    return event
+
+
+def _people(event: Event, organiser: str, attendee: str, *, rsvp: bool) -> None:
+    event.add("organizer", vCalAddress(_mailbox(organiser, "organiser")))
+    person = vCalAddress(_mailbox(attendee, "attendee"))
+    person.params["CUTYPE"] = "INDIVIDUAL"
+    person.params["ROLE"] = "REQ-PARTICIPANT"
+    person.params["PARTSTAT"] = "NEEDS-ACTION"
+    person.params["RSVP"] = "TRUE" if rsvp else "FALSE"
+    event.add("attendee", person)
+
+
+def _alarm(trigger: dt.timedelta | dt.datetime, text: str) -> Alarm:
+    alarm = Alarm()
+    alarm.add("action", "DISPLAY")
+    alarm.add("description", Text(text))
+    if isinstance(trigger, dt.datetime):
+        alarm.add("trigger", trigger.astimezone(UTC), parameters={"VALUE": "DATE-TIME"})
+    else:
+        alarm.add("trigger", trigger)
+    return alarm
+
+
+def _fasting_reminder(scenario: Scenario, draw: Appointment) -> dt.datetime:
+    """The evening before the draw at the scenario's reminder time, local time, as UTC."""
+    day_before = london_time(draw.start).date() - dt.timedelta(days=1)
+    local = dt.datetime.combine(day_before, scenario.invites.fasting_reminder_time, LONDON)
+    return local.astimezone(UTC)
+
+
+def _geo(event: Event, site: Site) -> None:
+    if site.latitude is not None and site.longitude is not None:
+        event.add("geo", (site.latitude, site.longitude))
+
+
+# ---------------------------------------------------------------------------------------------
+# Patient invites
+
+
+def _request_calendar(
+    scenario: Scenario, v: _Visit, identity: EventIdentity, organiser: str, attendee: str,
+    stamp: dt.datetime,
+) -> Calendar:
+    cal = _calendar("REQUEST")
+    event = _event(identity, v.start, v.end, stamp)
+    summary = _summary(v)
+    event.add("summary", Text(summary))
+    event.add("description", Text(_description(scenario, v, identity.reference)))
+    event.add("location", Text(_location(v.site)))
+    _geo(event, v.site)
+    event.add("status", "CONFIRMED")
+    event.add("transp", "OPAQUE")
+    event.add("class", "PRIVATE")
+    _people(event, organiser, attendee, rsvp=False)
+    when = f"{wording.short_date(v.start.date())} at {wording.clock(v.start)}"
+    event.add_component(_alarm(REMINDERS[0], f"In a week: {summary}, {when}."))
+    event.add_component(_alarm(REMINDERS[1], f"Tomorrow: {summary}, {when}."))
+    draw = _fasting_draw(scenario, v)
+    if draw is not None:
+        test_at = wording.clock(london_time(draw.start))
+        event.add_component(
+            _alarm(
+                _fasting_reminder(scenario, draw),
+                f"Your blood test tomorrow at {test_at} needs you to fast: nothing to eat or "
+                f"drink except water from {FASTING_HOURS} hours before, unless you have been "
+                "told otherwise.",
+            )
+        )
+    cal.add_component(event)
+    return cal
+
+
+def patient_request(
+    scenario: Scenario,
+    plan: Plan,
+    visit_id: str,
+    identity: EventIdentity,
+    *,
+    organiser: str,
+    attendee: str,
+    dtstamp: dt.datetime | None = None,
+) -> bytes:
+    """METHOD:REQUEST for one visit: one VEVENT from the first appointment's start to the last
+    one's end, the patient's mailbox (`attendee`) as the only attendee.
+
+    Send SEQUENCE 0 first; a changed visit goes out again with the same UID and SEQUENCE + 1.
+    Raises ValueError for a visit including a sensitive review type (see `invite_allowed`).
+    """
+    v = _visit(scenario, plan, visit_id)
+    if _is_sensitive(scenario, v.appointments):
+        raise ValueError(f"visit {visit_id!r} includes a sensitive review type: no invite is sent")
+    return serialise(_request_calendar(scenario, v, identity, organiser, attendee, _stamp(dtstamp)))
+
+
+def patient_cancel(
+    scenario: Scenario,
+    plan: Plan,
+    visit_id: str,
+    identity: EventIdentity,
+    *,
+    organiser: str,
+    attendee: str,
+    dtstamp: dt.datetime | None = None,
+) -> bytes:
+    """METHOD:CANCEL for a visit already sent: same UID, a SEQUENCE above the last one sent,
+    STATUS:CANCELLED, no alarms. `plan` is the plan version the visit was in."""
+    if identity.sequence < 1:
+        raise ValueError("a cancel follows a request, so its SEQUENCE is at least 1")
+    v = _visit(scenario, plan, visit_id)
+    cal = _calendar("CANCEL")
+    event = _event(identity, v.start, v.end, _stamp(dtstamp))
+    event.add("summary", Text(f"Cancelled: {_summary(v)}"))
+    event.add("description", Text(_cancel_description(scenario, v, identity.reference)))
+    event.add("location", Text(_location(v.site)))
+    event.add("status", "CANCELLED")
+    event.add("transp", "TRANSPARENT")
+    event.add("class", "PRIVATE")
+    _people(event, organiser, attendee, rsvp=False)
+    cal.add_component(event)
+    return serialise(cal)
+
+
+def invite_fingerprint(scenario: Scenario, plan: Plan, visit_id: str) -> str:
+    """A digest of everything a patient's invite for this visit shows (times, place, steps, roles,
+    fasting, contact details, support, alarms), independent of identity and DTSTAMP.
+
+    Equal fingerprints across plan versions: the visit is unchanged and keeps its SEQUENCE.
+    Different: send an update with SEQUENCE + 1. Works for sensitive visits too.
+    """
+    v = _visit(scenario, plan, visit_id)
+    placeholder = EventIdentity("fingerprint@onevisit", 0, "OV-REFERENCE")
+    stamp = dt.datetime(2000, 1, 1, tzinfo=UTC)
+    cal = _request_calendar(scenario, v, placeholder, "organiser@onevisit", "patient@onevisit", stamp)
+    return hashlib.sha256(serialise(cal)).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Feeds
+
+
+def _room_label(room: Room) -> str:
+    return room.name.strip() or room.id
+
+
+def _feed(
+    scenario: Scenario,
+    plan: Plan,
+    mine: list[Appointment],
+    identities: Mapping[str, EventIdentity],
+    *,
+    calendar_name: str,
+    dtstamp: dt.datetime | None,
+    rooms_in_summary: bool,
+) -> bytes:
+    room = _index(scenario.rooms, "room")
+    site = _index(scenario.sites, "site")
+    stamp = _stamp(dtstamp)
+    cal = _calendar(None)
+    cal.add("name", Text(calendar_name))
+    cal.add("x-wr-calname", Text(calendar_name))
+    cal.add("refresh-interval", vDuration(REFRESH), parameters={"VALUE": "DURATION"})
+    cal.add("x-published-ttl", vDuration(REFRESH))
+    by_visit: dict[str, list[Appointment]] = {}
+    for a in sorted(mine, key=lambda a: (a.start, a.end, a.id)):
+        by_visit.setdefault(a.visit_id, []).append(a)
+    for visit_id, items in by_visit.items():
+        if visit_id not in identities:
+            raise KeyError(f"no stored identity (UID, SEQUENCE, reference) for visit {visit_id!r}")
+        identity = identities[visit_id]
+        start, end = min(a.start for a in items), max(a.end for a in items)
+        kinds = list(dict.fromkeys(wording.KIND_LABELS[a.kind] for a in items))
+        rooms = list(dict.fromkeys(_room_label(room(a.room_id)) for a in items))
+        places = list(dict.fromkeys(f"{_room_label(room(a.room_id))}, {site(a.site_id).name}" for a in items))
+        summary = f"{identity.reference} · {' + '.join(kinds)}"
+        if rooms_in_summary:
+            summary += f", {', '.join(rooms)}"
+        steps = [
+            f"{wording.clock(london_time(a.start))} to {wording.clock(london_time(a.end))}: "
+            f"{wording.KIND_LABELS[a.kind]}, {_room_label(room(a.room_id))}"
+            for a in items
+        ]
+        event = _event(identity, start, end, stamp)
+        event.add("summary", Text(summary))
+        event.add("description", Text("\n".join([f"Booking {identity.reference}", *steps])))
+        event.add("location", Text("; ".join(places)))
+        event.add("status", "CONFIRMED")
+        event.add("transp", "OPAQUE")
+        cal.add_component(event)
+    return serialise(cal)
+
+
+def clinician_feed(
+    scenario: Scenario,
+    plan: Plan,
+    clinician_id: str,
+    identities: Mapping[str, EventIdentity],
+    *,
+    calendar_name: str,
+    dtstamp: dt.datetime | None = None,
+) -> bytes:
+    """A subscribable calendar of one clinician's appointments: one event per visit they take
+    part in (first start to last end of their own appointments), same UID as the patient invite,
+    showing only the booking reference, what kind of appointment and the room."""
+    _index(scenario.clinicians, "clinician")(clinician_id)
+    mine = [a for a in plan.appointments if clinician_id in a.clinician_ids]
+    return _feed(
+        scenario, plan, mine, identities,
+        calendar_name=calendar_name, dtstamp=dtstamp, rooms_in_summary=True,
+    )
+
+
+def room_feed(
+    scenario: Scenario,
+    plan: Plan,
+    room_id: str,
+    identities: Mapping[str, EventIdentity],
+    *,
+    calendar_name: str,
+    dtstamp: dt.datetime | None = None,
+) -> bytes:
+    """A subscribable calendar of one room's bookings, one event per visit using the room."""
+    _index(scenario.rooms, "room")(room_id)
+    mine = [a for a in plan.appointments if a.room_id == room_id]
+    return _feed(
+        scenario, plan, mine, identities,
+        calendar_name=calendar_name, dtstamp=dtstamp, rooms_in_summary=False,
+    )
