@@ -12,7 +12,7 @@ from __future__ import annotations
 from itertools import combinations
 
 from scheduler.bundles import Bundle, BundleBuilder, Step
-from scheduler.daybook import Booking, Daybook, static_options
+from scheduler.daybook import Booking, Daybook, reachable_options, static_options
 from scheduler.instance import Instance
 
 
@@ -133,10 +133,12 @@ def priority_order(inst: Instance, bundles: list[Bundle]) -> list[Bundle]:
     """The least flexible first (fewest possible days and sites), then highest priority.
 
     A patient who can only come on one day must get it before someone who could come on any;
-    among patients with real choice, equity puts high priority first.
+    among patients with real choice, equity puts high priority first. Flexibility counts the
+    days left once a results-first review's turnaround is taken into account: a review whose
+    window looks like two weeks may have two days left after the draw.
     """
     def key(b: Bundle):
-        flexibility = min((len(static_options(inst, b, s)) for s in b.review_steps), default=0)
+        flexibility = min((len(reachable_options(inst, b, s)) for s in b.review_steps), default=0)
         return (min(flexibility, FLEXIBLE_OPTIONS), -b.priority, -len(b.steps), b.id)
 
     return sorted(bundles, key=key)

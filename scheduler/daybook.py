@@ -50,6 +50,27 @@ def static_options(inst: Instance, bundle: Bundle, step: Step) -> list[tuple[int
     return cache[key]
 
 
+def reachable_options(inst: Instance, bundle: Bundle, step: Step) -> list[tuple[int, str]]:
+    """Static options, less days no draw could precede by the results turnaround; cached.
+
+    A results-first review whose window closes soon after the horizon opens may have only a day
+    or two left once the turnaround is counted, though its window looks wide.
+    """
+    cache = inst.cache.setdefault("reachable_options", {})
+    key = (bundle.id, step.key)
+    if key not in cache:
+        options = static_options(inst, bundle, step)
+        if step.needs_draw and step.lag_working_days and bundle.draw is not None:
+            draws = static_options(inst, bundle, bundle.draw)
+            if draws:
+                earliest = min(inst.ranks[day] for day, _ in draws) + step.lag_working_days
+                options = [(day, site) for day, site in options if inst.ranks[day] >= earliest]
+            else:
+                options = []
+        cache[key] = options
+    return cache[key]
+
+
 class Daybook:
     def __init__(self, instance: Instance):
         self.inst = instance
@@ -177,17 +198,14 @@ class Daybook:
         on_shift = set(self.inst.on_shift.get((day, site_id), ()))
         for step, start in zip(sequence, times):
             need = span_mask(start, step.slots)
-            chosen: list[str] = []
-            for part in sorted(step.parts, key=len):
-                candidates = [
-                    c for c in part
-                    if c in on_shift and c not in chosen
-                    and any(free & ~taken[(c, 0)] & need == need for free in self.clinician_free(c, day, site_id))
-                ]
-                if not candidates:
-                    return None
-                candidates.sort(key=lambda c: (c != named, self._booked_slots[c], c))
-                chosen.append(candidates[0])
+            free = {
+                c for part in step.parts for c in part
+                if c in on_shift
+                and any(f & ~taken[(c, 0)] & need == need for f in self.clinician_free(c, day, site_id))
+            }
+            chosen = self._clinicians_for(step.parts, free, named)
+            if chosen is None:
+                return None
             room = next(
                 (r for r in self.rooms_for(step, site_id)
                  if self.room_free(r, site_id, day) & ~taken[(r, 1)] & need == need),
@@ -203,6 +221,31 @@ class Daybook:
                         tuple(chosen), room)
             )
         return bookings
+
+    def _clinicians_for(self, parts, free: set[str], named: str | None) -> list[str] | None:
+        """A different free clinician for each part (named one first, then the least booked).
+
+        A joint consultation's parts can share clinicians (a GP may be eligible for two of
+        them); taking the first choice part by part could leave a later part with nobody when
+        a matching exists, so this backtracks.
+        """
+        ranked = [sorted((c for c in part if c in free), key=lambda c: (c != named, self._booked_slots[c], c))
+                  for part in parts]
+        order = sorted(range(len(parts)), key=lambda i: (len(ranked[i]), i))
+        chosen: list[str] = []
+
+        def search(i: int) -> bool:
+            if i == len(order):
+                return True
+            for c in ranked[order[i]]:
+                if c not in chosen:
+                    chosen.append(c)
+                    if search(i + 1):
+                        return True
+                    chosen.pop()
+            return False
+
+        return chosen if search(0) else None
 
     # --- committing ----------------------------------------------------------------------------
     def commit(self, bookings: list[Booking]) -> None:

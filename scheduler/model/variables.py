@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ortools.sat.python import cp_model
 
 from scheduler.bundles import Bundle
-from scheduler.daybook import static_options
+from scheduler.daybook import reachable_options
 from scheduler.instance import Instance
 
 Option = tuple[int, str]
@@ -36,18 +36,6 @@ class MasterVars:
         for k in range(len(self.bundles[b].steps)):
             seen.update(dict.fromkeys(self.options[(b, k)]))
         return list(seen)
-
-
-def reachable_options(inst: Instance, bundle: Bundle, step) -> list[Option]:
-    """Static options, less days no draw could precede by the results turnaround."""
-    options = static_options(inst, bundle, step)
-    if not (step.needs_draw and step.lag_working_days and bundle.draw is not None):
-        return options
-    draws = static_options(inst, bundle, bundle.draw)
-    if not draws:
-        return []
-    earliest = min(inst.ranks[day] for day, _ in draws) + step.lag_working_days
-    return [(day, site) for day, site in options if inst.ranks[day] >= earliest]
 
 
 def build_variables(model: cp_model.CpModel, inst: Instance, bundles: list[Bundle]) -> MasterVars:
