@@ -6,8 +6,9 @@ For each scenario, in its own process (so peak memory is its own):
 - visits per patient, single-visit share and draws for the plan, the greedy and the old way,
 - peak resident memory.
 
-Usage: python benchmarks/solve_samples.py [--quick] [--workers 2]
+Usage: python benchmarks/solve_samples.py [--quick] [--workers 2] [--only practice:60 pcn:60 ...]
   --quick uses 10 s limits instead of the targets' 60 s (practice) and 300 s (PCN).
+  --only runs just the named scenario:limit pairs (scenario "practice" or "pcn").
 """
 
 from __future__ import annotations
@@ -83,9 +84,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
+    parser.add_argument("--only", nargs="+", metavar="SCENARIO:SECONDS",
+                        help="Just these runs, e.g. practice:60 pcn:60.")
     args = parser.parse_args()
     runs = [("practice-month.yaml", [10.0] if args.quick else [10.0, 60.0]),
             ("pcn-month.yaml", [10.0] if args.quick else [60.0, 300.0])]
+    if args.only:
+        runs = []
+        for item in args.only:
+            name, _, limit = item.partition(":")
+            runs.append((f"{name}-month.yaml", [float(limit or 60)]))
     results = []
     for name, limits in runs:
         for limit in limits:
