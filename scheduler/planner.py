@@ -130,7 +130,7 @@ def make_plan(
     report("greedy", objective=greedy_score)
 
     def on_solver(p: SolverProgress) -> None:
-        report("solving", p.objective, p.bound)
+        report("solving", p.objective if p.objective is not None else greedy_score, p.bound)
 
     result = solve_master(inst, bundles, settings, hint_from(bundles, greedy), on_solver)
     report("timetabling", result.objective, result.best_bound)
