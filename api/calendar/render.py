@@ -119,15 +119,28 @@ def _visit(scenario: Scenario, plan: Plan, visit_id: str) -> _Visit:
     )
 
 
-def _is_sensitive(scenario: Scenario, appointments: list[Appointment]) -> bool:
+def _is_sensitive(scenario: Scenario, v: _Visit) -> bool:
+    """A review of a sensitive type in the visit, or a blood draw taking a marker one of the
+    patient's sensitive reviews needs (the draw trip exists because of that clinic)."""
     review_type = _index(scenario.review_types, "review type")
-    return any(review_type(t).sensitive for a in appointments for t in a.review_type_ids)
+    if any(review_type(t).sensitive for a in v.appointments for t in a.review_type_ids):
+        return True
+    sensitive_markers = {
+        m
+        for due in v.patient.due_reviews
+        if review_type(due.review_type_id).sensitive
+        for m in review_type(due.review_type_id).blood_marker_ids
+    }
+    return any(
+        m in sensitive_markers for a in v.appointments if a.kind == "blood_draw" for m in a.blood_marker_ids
+    )
 
 
 def invite_allowed(scenario: Scenario, plan: Plan, visit_id: str) -> bool:
-    """False when any review in the visit is of a review type the scenario marks sensitive: no
-    invite goes outside the NHS boundary for such a visit (feeds still show the booking)."""
-    return not _is_sensitive(scenario, _visit(scenario, plan, visit_id).appointments)
+    """False when the visit includes a review of a type the scenario marks sensitive, or a blood
+    draw for one: no invite goes outside the NHS boundary for such a visit. Feeds still show the
+    booking (reference and appointment kind only)."""
+    return not _is_sensitive(scenario, _visit(scenario, plan, visit_id))
 
 
 def _fasting_draw(scenario: Scenario, v: _Visit) -> Appointment | None:
@@ -180,10 +193,10 @@ def _description(scenario: Scenario, v: _Visit, reference: str) -> str:
     phone, _ = _contact(scenario, v.site)
     draw = _fasting_draw(scenario, v)
     lines = [
-        f"When: {wording.long_date(v.start.date())}. Please arrive a few minutes before "
-        f"{wording.clock(v.start)}, the time of your first appointment.",
-        f"How long: allow about {wording.duration(v.end - v.start)}; you should be finished by "
-        f"{wording.clock(v.end)}.",
+        (f"When: {wording.long_date(v.start.date())}. Please arrive a few minutes before "
+         f"{wording.clock(v.start)}, the time of your first appointment."),
+        (f"How long: allow about {wording.duration(v.end - v.start)}; you should be finished by "
+         f"{wording.clock(v.end)}."),
         f"Where: {_location(v.site)}",
         "",
         "What happens",
@@ -208,14 +221,14 @@ def _description(scenario: Scenario, v: _Visit, reference: str) -> str:
         )
     if draw is not None:
         test_at = london_time(draw.start)
-        from_time = test_at - dt.timedelta(hours=FASTING_HOURS)
+        from_time = (test_at.astimezone(UTC) - dt.timedelta(hours=FASTING_HOURS)).astimezone(LONDON)
         lines += [
             "",
             "Fasting",
-            f"Your blood test needs you to fast. Please have nothing to eat or drink except water "
-            f"for {FASTING_HOURS} hours before {wording.clock(test_at)}, that is from "
-            f"{wording.clock(from_time)} the evening before, unless you have been told otherwise. "
-            "Keep drinking water.",
+            (f"Your blood test needs you to fast. Please have nothing to eat or drink except water "
+             f"for {FASTING_HOURS} hours before {wording.clock(test_at)}, that is from "
+             f"{wording.clock(from_time)} the evening before, unless you have been told otherwise. "
+             "Keep drinking water."),
             "If you are not sure whether to take any of your medicines while fasting, "
             + (f"call {phone} before the day." if phone else "ask your practice before the day."),
         ]
@@ -227,9 +240,9 @@ def _description(scenario: Scenario, v: _Visit, reference: str) -> str:
         "- any questions you want to ask",
         "",
         "To cancel or rebook",
-        f"If you cannot come or need another time, please {_how_to_reach(scenario, v.site)} as "
-        f"soon as you can, so someone else can have this time. Your booking reference is "
-        f"{reference}.",
+        (f"If you cannot come or need another time, please {_how_to_reach(scenario, v.site)} as "
+         f"soon as you can, so someone else can have this time. Your booking reference is "
+         f"{reference}."),
     ]
     support = _support(v.patient)
     if support:
@@ -242,7 +255,7 @@ def _support(patient: Patient) -> list[str]:
     lines = []
     if needs.interpreter_language:
         lines.append(
-            f"- We have noted that you need a {needs.interpreter_language.strip()} interpreter. "
+            f"- We have noted that you need an interpreter for {needs.interpreter_language.strip()}. "
             "Please tell us if this has changed."
         )
     if needs.wheelchair:
@@ -258,11 +271,11 @@ def _cancel_description(scenario: Scenario, v: _Visit, reference: str) -> str:
     how_text = _how_to_reach(scenario, v.site)
     return "\n".join(
         [
-            f"This visit has been cancelled: {wording.long_date(v.start.date())} at "
-            f"{wording.clock(v.start)}, {_location(v.site)}.",
+            (f"This visit has been cancelled: {wording.long_date(v.start.date())} at "
+             f"{wording.clock(v.start)}, {_location(v.site)}."),
             "If you have been sent a new invitation, that one still stands.",
-            f"To ask about this or to book again, please {how_text}. "
-            f"Your booking reference was {reference}.",
+            (f"To ask about this or to book again, please {how_text}. "
+             f"Your booking reference was {reference}."),
         ]
     )
 
@@ -396,8 +409,8 @@ def patient_request(
     Raises ValueError for a visit including a sensitive review type (see `invite_allowed`).
     """
     v = _visit(scenario, plan, visit_id)
-    if _is_sensitive(scenario, v.appointments):
-        raise ValueError(f"visit {visit_id!r} includes a sensitive review type: no invite is sent")
+    if _is_sensitive(scenario, v):
+        raise ValueError(f"visit {visit_id!r} is for a sensitive review type: no invite is sent")
     return serialise(_request_calendar(scenario, v, identity, organiser, attendee, _stamp(dtstamp)))
 
 

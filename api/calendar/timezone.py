@@ -18,7 +18,7 @@ from icalendar import Timezone, TimezoneDaylight, TimezoneStandard
 
 TZID = "Europe/London"
 LONDON = ZoneInfo(TZID)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 GMT = dt.timedelta(0)
 BST = dt.timedelta(hours=1)
