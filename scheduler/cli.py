@@ -120,17 +120,18 @@ def print_summary(plan: Plan) -> None:
         console.print("[green]Every due review is booked.[/]")
 
 
-@app.command()
-def plan(
-    scenario: Annotated[Path, typer.Argument(help="Scenario file (YAML or JSON).")],
-    out: Annotated[Path, typer.Option(help="Folder for plan.json and appointments.csv.")] = Path("out"),
-    sessions_csv: Annotated[Path | None, typer.Option(help="Roster sessions CSV to add.")] = None,
-    due_csv: Annotated[Path | None, typer.Option(help="Due reviews CSV (recall search export).")] = None,
-    time_limit: Annotated[float | None, typer.Option(help="Seconds for CP-SAT (default: scenario).")] = None,
-    workers: Annotated[int | None, typer.Option(help="CP-SAT workers (default: scenario, 2).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default: scenario).")] = None,
-) -> None:
-    """Plan consolidated visits for a scenario, check the plan, and write it."""
+PlanArg = Annotated[Path, typer.Argument(help="Scenario file (YAML or JSON).")]
+OutOpt = Annotated[Path, typer.Option(help="Folder for plan.json and appointments.csv.")]
+SessionsOpt = Annotated[Path | None, typer.Option(help="Roster sessions CSV to add.")]
+DueOpt = Annotated[Path | None, typer.Option(help="Due reviews CSV (recall search export).")]
+TimeLimitOpt = Annotated[float | None, typer.Option(help="Seconds for CP-SAT (default: scenario).")]
+WorkersOpt = Annotated[int | None, typer.Option(help="CP-SAT workers (default: scenario, 2).")]
+SeedOpt = Annotated[int | None, typer.Option(help="Random seed (default: scenario).")]
+
+
+def plan_and_write(scenario: Path, out: Path, sessions_csv: Path | None, due_csv: Path | None,
+                   time_limit: float | None, workers: int | None, seed: int | None) -> tuple[Scenario, Plan]:
+    """Load, plan with a progress bar, check, write the files and print the summary."""
     loaded = _load(scenario, sessions_csv, due_csv)
     overrides = {k: v for k, v in (("time_limit_seconds", time_limit), ("workers", workers), ("seed", seed)) if v is not None}
     try:
@@ -163,6 +164,14 @@ def plan(
     _write_atomically(out / "appointments.csv", appointments_csv(result))
     print_summary(result)
     console.print(f"Wrote {out / 'plan.json'} and {out / 'appointments.csv'} (checked: no violations).")
+    return loaded, result
+
+
+@app.command()
+def plan(scenario: PlanArg, out: OutOpt = Path("out"), sessions_csv: SessionsOpt = None, due_csv: DueOpt = None,
+         time_limit: TimeLimitOpt = None, workers: WorkersOpt = None, seed: SeedOpt = None) -> None:
+    """Plan consolidated visits for a scenario, check the plan, and write it."""
+    plan_and_write(scenario, out, sessions_csv, due_csv, time_limit, workers, seed)
 
 
 @app.command()

@@ -317,7 +317,8 @@ def _parse_json(text: str, source: str) -> _Parsed:
     return parsed
 
 
-def _decode(raw: bytes, source: str, *, spreadsheet: bool) -> tuple[str | None, list[Problem]]:
+def decode_text(raw: bytes, source: str, *, spreadsheet: bool) -> tuple[str | None, list[Problem]]:
+    """Bytes of an uploaded file as text: UTF-8 (BOM allowed), or Windows-1252 for spreadsheets."""
     try:
         return raw.decode("utf-8-sig"), []
     except UnicodeDecodeError as error:
@@ -344,7 +345,7 @@ def _read_file(path: Path, *, spreadsheet: bool = False) -> tuple[str | None, li
     except OSError as error:
         reason = error.strerror or str(error)
         return None, [Problem(path.name, "", f"cannot read the file: {reason}")]
-    return _decode(raw, path.name, spreadsheet=spreadsheet)
+    return decode_text(raw, path.name, spreadsheet=spreadsheet)
 
 
 # --------------------------------------------------------------------------------------------

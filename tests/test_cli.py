@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -18,11 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "sample_rosters" / "tutorial.yaml"
 
 
+DATABASE = Path(tempfile.mkdtemp(prefix="onevisit-cli-")) / "onevisit.db"
+
+
 def onevisit(*args: str) -> subprocess.CompletedProcess:
+    """The `onevisit` console script (api.cli), as a real process, on a throwaway SQLite file."""
     return subprocess.run(
-        [sys.executable, "-m", "scheduler.cli", *args],
+        [sys.executable, "-m", "api.cli", *args],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{DATABASE}"},
     )
 
 
@@ -117,3 +122,30 @@ def test_generate_writes_a_loadable_scenario(tmp_path):
     scenario = load_scenario(out)
     assert isinstance(scenario, Scenario) and len(scenario.patients) == 30
     assert onevisit("generate", "clinic", "--out", str(out)).returncode == 2
+
+
+def test_plan_is_kept_in_the_database_and_served_to_a_key_of_the_local_organisation(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.config import Settings
+
+    url = f"sqlite:///{tmp_path / 'kept.db'}"
+    result = onevisit("plan", str(TUTORIAL), "--out", str(tmp_path / "out"), "--time-limit", "3",
+                      "--database-url", url)
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stdout.split())
+    assert "Saved in" in said and "plan 1 of this scenario" in said
+    again = onevisit("plan", str(TUTORIAL), "--out", str(tmp_path / "out"), "--time-limit", "3", "--database-url", url)
+    said = " ".join(again.stdout.split())
+    assert "version 1," in said and "plan 2 of this scenario" in said  # same scenario, so no new version
+    key = onevisit("keys", "create", "--role", "planner", "--database-url", url)
+    assert key.returncode == 0 and key.stdout.startswith("ov_")
+    written = Plan.model_validate_json((tmp_path / "out" / "plan.json").read_text())
+    with TestClient(create_app(Settings(database_url=url), run_jobs=False)) as client:
+        headers = {"Authorization": f"Bearer {key.stdout.strip()}"}
+        plans = client.get("/v1/plans", headers=headers).json()["items"]
+        assert [p["number"] for p in plans] == [2, 1]
+        stored = client.get(f"/v1/plans/{plans[0]['id']}/document", headers=headers).json()
+        assert Plan.model_validate(stored) == written
+    assert onevisit("keys", "create", "--role", "boss", "--database-url", url).returncode == 2

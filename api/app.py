@@ -1,0 +1,61 @@
+"""The FastAPI application: migrations and job recovery at start-up, the job dispatcher, routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from api import errors
+from api.config import Settings
+from api.db import database_ready, make_engine, make_sessionmaker, upgrade
+from api.deps import Services
+from api.jobs import Dispatcher, recover_interrupted
+from api.routes import calendar, jobs, plans, scenarios
+
+DESCRIPTION = """OneVisit plans consolidated multidisciplinary visits for people with several long-term
+conditions. Management routes need `Authorization: Bearer <API key>`; calendar routes use the
+random token in their URL. Every error has the shape `{"error": {"code", "message", "field",
+"problems"}}`."""
+
+
+def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> FastAPI:
+    """Build the app; `run_jobs=False` serves the API without solving (used by some tests)."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        upgrade(settings.database_url)
+        engine = make_engine(settings.database_url)
+        factory = make_sessionmaker(engine)
+        app.state.services = Services(settings, engine, factory)
+        recover_interrupted(factory)
+        dispatcher = Dispatcher(settings.database_url, factory, settings.workers, settings.poll_seconds)
+        if run_jobs:
+            dispatcher.start()
+        try:
+            yield
+        finally:
+            if run_jobs:
+                dispatcher.stop()
+            engine.dispose()
+
+    app = FastAPI(title="OneVisit", version="1", description=DESCRIPTION, lifespan=lifespan)
+    errors.install(app)
+    for module in (scenarios, jobs, plans, calendar):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Readiness: the database answers",
+             responses={503: {"description": "Database unreachable"}})
+    def readyz() -> JSONResponse:
+        if database_ready(app.state.services.engine):
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "database unreachable"}, status_code=503)
+
+    return app

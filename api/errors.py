@@ -1,0 +1,94 @@
+"""One error shape for every failure: {"error": {"code", "message", "field", "problems"}}.
+
+`code` is stable and machine-readable; `field` names the offending field (dotted path, or the
+file and row for uploads); `problems` lists every problem when there are several, each in the
+same words the command line prints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from scheduler.scenario_io import Problem, ScenarioError
+
+
+class ProblemOut(BaseModel):
+    source: str
+    location: str
+    message: str
+    line: int | None = None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+    problems: list[ProblemOut] = []
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 problems: list[Problem] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+        self.problems = problems or []
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"No such {what}.")
+
+
+def _body(code: str, message: str, field: str | None = None, problems: list[dict[str, Any]] | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "field": field, "problems": problems or []}}
+
+
+def problem_dict(p: Problem) -> dict[str, Any]:
+    return {"source": p.source, "location": p.location, "message": p.message, "line": p.line}
+
+
+def scenario_error(exc: ScenarioError) -> ApiError:
+    first = exc.problems[0] if exc.problems else None
+    field = f"{first.source}: {first.location}" if first and first.location else (first.source if first else None)
+    return ApiError(422, "invalid_scenario", f"{len(exc.problems)} problem(s) in the scenario; nothing was saved.",
+                    field, exc.problems)
+
+
+# Responses the OpenAPI document declares for every route, so clients (and schemathesis) know them.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in ((401, "No or unknown API key"), (403, "Role may not do this"), (404, "Not found"),
+                         (409, "Conflict with the current state"), (422, "Invalid input"))
+}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(_body(exc.code, exc.message, exc.field, [problem_dict(p) for p in exc.problems]),
+                            status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for e in exc.errors():
+            location = ".".join(str(x) for x in e.get("loc", ()))
+            problems.append({"source": "request", "location": location, "message": e.get("msg", ""), "line": None})
+        field = problems[0]["location"] if problems else None
+        message = f"{len(problems)} problem(s) in the request." if problems else "Invalid request."
+        return JSONResponse(_body("invalid_request", message, field, problems), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorised"}.get(exc.status_code, "http_error")
+        return JSONResponse(_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)

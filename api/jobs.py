@@ -1,0 +1,178 @@
+"""Solve jobs off the request path.
+
+The dispatcher (a thread in the service process) claims queued jobs and runs each in its own
+spawned process, at most `workers` at once, so the API stays responsive and a cancelled solve
+can be stopped outright. The worker writes progress to the job row at most twice a second and
+writes the finished plan, with every appointment, in one transaction: a killed or failed solve
+leaves no half-written plan. One service process owns solving; on start-up it marks jobs left
+"running" by a previous process as failed (`interrupted`).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+from multiprocessing.process import BaseProcess
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.db import make_engine, make_sessionmaker, transaction
+from api.models import Job, ScenarioVersion, utcnow
+from api.store import add_plan, scenario_of
+from scheduler.check import check_plan, format_report
+from scheduler.domain import SolverSettings
+from scheduler.planner import PlanningProgress, make_plan
+
+log = logging.getLogger("onevisit.jobs")
+ACTIVE = ("queued", "running")
+PROGRESS_EVERY_SECONDS = 0.5
+
+
+def _finish(factory: sessionmaker[Session], job_id: str, status: str, code: str | None = None,
+            message: str | None = None, only_if: tuple[str, ...] = ACTIVE) -> bool:
+    """Move a job to a final state unless it already got there (first writer wins)."""
+    with transaction(factory) as session:
+        result = session.execute(
+            update(Job).where(Job.id == job_id, Job.status.in_(only_if)).values(
+                status=status, error_code=code, error_message=message, stage=status,
+                finished_at=utcnow(), updated_at=utcnow()))
+        return result.rowcount == 1
+
+
+def run_job(job_id: str, database_url: str) -> None:
+    """Entry point of a worker process: solve, check, store the plan or the failure."""
+    engine = make_engine(database_url)
+    factory = make_sessionmaker(engine)
+    try:
+        with factory() as session:
+            job = session.get(Job, job_id)
+            if job is None or job.status != "running":
+                return
+            version = session.get(ScenarioVersion, job.scenario_version_id)
+            scenario = scenario_of(version)
+            settings = SolverSettings.model_validate(job.settings)
+        last = {"at": 0.0, "stage": ""}
+
+        def on_progress(p: PlanningProgress) -> None:
+            now = time.monotonic()
+            if p.stage == last["stage"] and now - last["at"] < PROGRESS_EVERY_SECONDS:
+                return
+            last.update(at=now, stage=p.stage)
+            with transaction(factory) as session:
+                session.execute(update(Job).where(Job.id == job_id, Job.status == "running").values(
+                    stage=p.stage, elapsed_seconds=round(p.elapsed_seconds, 2), objective=p.objective,
+                    bound=p.bound, reviews_booked=p.reviews_booked, patients_booked=p.patients_booked,
+                    updated_at=utcnow()))
+
+        plan = make_plan(scenario, settings, on_progress=on_progress)
+        report = check_plan(scenario, plan)
+        if not report.ok:
+            _finish(factory, job_id, "failed", "plan_failed_check",
+                    "The plan failed the independent check and was not saved:\n" + format_report(report))
+            return
+        with transaction(factory) as session:
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None or job.status != "running":
+                return  # cancelled while solving: keep nothing
+            version = session.get(ScenarioVersion, job.scenario_version_id)
+            record = add_plan(session, version, job.organisation_id, plan, job_id=job.id)
+            job.status, job.stage, job.plan_id = "finished", "done", record.id
+            job.objective, job.bound = plan.solver.objective, plan.solver.best_bound
+            job.elapsed_seconds = plan.solver.wall_seconds
+            job.reviews_booked = plan.metrics.reviews_booked
+            job.patients_booked = plan.metrics.patients_fully_booked
+            job.finished_at = job.updated_at = utcnow()
+    except Exception as exc:  # noqa: BLE001 - any failure is reported on the job, never lost
+        log.exception("job %s failed", job_id)
+        _finish(factory, job_id, "failed", "solve_failed", f"{type(exc).__name__}: {exc}")
+    finally:
+        engine.dispose()
+
+
+def recover_interrupted(factory: sessionmaker[Session]) -> int:
+    """Jobs a previous service process left running can never finish: say so."""
+    with transaction(factory) as session:
+        result = session.execute(update(Job).where(Job.status == "running").values(
+            status="failed", stage="failed", error_code="interrupted",
+            error_message="The service stopped while this plan was solving; start the plan again.",
+            finished_at=utcnow(), updated_at=utcnow()))
+        return result.rowcount
+
+
+class Dispatcher:
+    """Starts queued jobs in worker processes, reaps them and carries out cancellations."""
+
+    def __init__(self, database_url: str, factory: sessionmaker[Session], workers: int, poll_seconds: float):
+        self.database_url, self.factory = database_url, factory
+        self.workers, self.poll_seconds = workers, poll_seconds
+        self.running: dict[str, BaseProcess] = {}
+        self._context = multiprocessing.get_context("spawn")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="onevisit-dispatcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        for job_id, process in list(self.running.items()):
+            process.terminate()
+            process.join(timeout=10)
+            _finish(self.factory, job_id, "failed", "interrupted",
+                    "The service stopped while this plan was solving; start the plan again.", ("running",))
+        self.running.clear()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - a database hiccup must not kill the dispatcher
+                log.exception("dispatcher tick failed")
+            self._stop.wait(self.poll_seconds)
+
+    def tick(self) -> None:
+        self._reap()
+        self._cancel()
+        self._start_queued()
+
+    def _reap(self) -> None:
+        for job_id, process in list(self.running.items()):
+            if process.is_alive():
+                continue
+            process.join()
+            del self.running[job_id]
+            if process.exitcode != 0:
+                _finish(self.factory, job_id, "failed", "worker_crashed",
+                        f"The solver process stopped unexpectedly (exit code {process.exitcode}).", ("running",))
+
+    def _cancel(self) -> None:
+        with self.factory() as session:
+            wanted = session.scalars(select(Job.id).where(Job.status == "running", Job.cancel_requested)).all()
+        for job_id in wanted:
+            process = self.running.pop(job_id, None)
+            if process is not None:
+                process.terminate()
+                process.join(timeout=10)
+            _finish(self.factory, job_id, "cancelled", "cancelled", "Cancelled on request.", ("running",))
+
+    def _start_queued(self) -> None:
+        free = self.workers - len(self.running)
+        if free <= 0:
+            return
+        with self.factory() as session:
+            queued = session.scalars(select(Job.id).where(Job.status == "queued")
+                                     .order_by(Job.created_at).limit(free)).all()
+        for job_id in queued:
+            with transaction(self.factory) as session:
+                claimed = session.execute(update(Job).where(Job.id == job_id, Job.status == "queued").values(
+                    status="running", stage="starting", started_at=utcnow(), updated_at=utcnow())).rowcount
+            if claimed != 1:
+                continue
+            process = self._context.Process(target=run_job, args=(job_id, self.database_url),
+                                            name=f"onevisit-job-{job_id[:8]}", daemon=True)
+            process.start()
+            self.running[job_id] = process

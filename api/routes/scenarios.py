@@ -1,0 +1,156 @@
+"""Scenarios: create from JSON or uploaded files, list, read, new versions, validate, start plans."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, File, UploadFile
+from sqlalchemy import select
+
+from api.deps import DB, CallerDep
+from api.errors import ERROR_RESPONSES, ApiError, problem_dict, scenario_error
+from api.models import Job, ScenarioRecord, ScenarioVersion
+from api.routes.jobs import job_out
+from api.schemas import JobOut, PlanRequest, ScenarioList, ScenarioOut, ScenarioVersionOut, ValidationReport
+from api.store import add_scenario, add_version, scenario_record, scenario_version
+from scheduler.domain import Scenario, SolverSettings
+from scheduler.scenario_io import Problem, ScenarioError, decode_text, scenario_from_dict, scenario_from_text
+
+router = APIRouter(prefix="/v1", tags=["scenarios"], responses=ERROR_RESPONSES)
+
+ScenarioBody = Annotated[dict[str, Any], Body(
+    description="The scenario document, exactly as a scenario file in JSON (docs/scenario-format.md).")]
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
+
+def _parse_json(body: dict[str, Any]) -> Scenario:
+    try:
+        return scenario_from_dict(body, "scenario.json")
+    except ScenarioError as exc:
+        raise scenario_error(exc) from None
+
+
+async def _read(upload: UploadFile | None, *, spreadsheet: bool) -> tuple[str | None, str, list[Problem]]:
+    if upload is None:
+        return None, "", []
+    name = upload.filename or "upload"
+    raw = await upload.read(MAX_UPLOAD_BYTES + 1)
+    if len(raw) > MAX_UPLOAD_BYTES:
+        return None, name, [Problem(name, "", f"the file is larger than {MAX_UPLOAD_BYTES // 1024 // 1024} MB")]
+    text, problems = decode_text(raw, name, spreadsheet=spreadsheet)
+    return text, name, problems
+
+
+async def _parse_files(scenario: UploadFile, sessions_csv: UploadFile | None,
+                       due_reviews_csv: UploadFile | None) -> tuple[Scenario, str]:
+    text, name, problems = await _read(scenario, spreadsheet=False)
+    sessions, sessions_name, more = await _read(sessions_csv, spreadsheet=True)
+    problems += more
+    due, due_name, more = await _read(due_reviews_csv, spreadsheet=True)
+    problems += more
+    if not name.lower().endswith((".yaml", ".yml", ".json")):
+        problems.append(Problem(name, "", "unknown file type: upload the scenario as .yaml, .yml or .json"))
+    if problems or text is None:
+        raise scenario_error(ScenarioError(problems))
+    try:
+        parsed = scenario_from_text(text, name, sessions_csv_text=sessions, due_reviews_csv_text=due,
+                                    sessions_source=sessions_name or "sessions.csv",
+                                    due_reviews_source=due_name or "due_reviews.csv")
+    except ScenarioError as exc:
+        raise scenario_error(exc) from None
+    return parsed, ", ".join(n for n in (name, sessions_name, due_name) if n)
+
+
+def scenario_out(session: DB, record: ScenarioRecord) -> ScenarioOut:
+    versions = session.scalars(select(ScenarioVersion).where(ScenarioVersion.scenario_id == record.id)
+                               .order_by(ScenarioVersion.version)).all()
+    out = ScenarioOut.model_validate(record)
+    out.versions = [ScenarioVersionOut.model_validate(v) for v in versions]
+    return out
+
+
+@router.post("/scenarios", status_code=201, response_model=ScenarioOut, summary="Create a scenario from JSON")
+def create_scenario(body: ScenarioBody, session: DB, caller: CallerDep) -> ScenarioOut:
+    version = add_scenario(session, caller.organisation_id, _parse_json(body), "json")
+    return scenario_out(session, session.get(ScenarioRecord, version.scenario_id))
+
+
+@router.post("/scenarios/upload", status_code=201, response_model=ScenarioOut,
+             summary="Create a scenario from a scenario file and optional roster / due-review CSVs")
+async def upload_scenario(
+    session: DB, caller: CallerDep,
+    scenario: Annotated[UploadFile, File(description="Scenario file, .yaml or .json.")],
+    sessions_csv: Annotated[UploadFile | None, File(description="Roster sessions CSV.")] = None,
+    due_reviews_csv: Annotated[UploadFile | None, File(description="Due reviews CSV.")] = None,
+) -> ScenarioOut:
+    parsed, source = await _parse_files(scenario, sessions_csv, due_reviews_csv)
+    version = add_scenario(session, caller.organisation_id, parsed, source)
+    return scenario_out(session, session.get(ScenarioRecord, version.scenario_id))
+
+
+@router.get("/scenarios", response_model=ScenarioList, summary="List this organisation's scenarios")
+def list_scenarios(session: DB, caller: CallerDep) -> ScenarioList:
+    records = session.scalars(select(ScenarioRecord).where(ScenarioRecord.organisation_id == caller.organisation_id)
+                              .order_by(ScenarioRecord.created_at)).all()
+    return ScenarioList(items=[ScenarioOut.model_validate(r) for r in records])
+
+
+@router.get("/scenarios/{scenario_id}", response_model=ScenarioOut)
+def get_scenario(scenario_id: str, session: DB, caller: CallerDep) -> ScenarioOut:
+    return scenario_out(session, scenario_record(session, caller.organisation_id, scenario_id))
+
+
+@router.get("/scenarios/{scenario_id}/versions/{version}", response_model=dict[str, Any],
+            summary="A scenario version's document")
+def get_scenario_version(scenario_id: str, version: int, session: DB, caller: CallerDep) -> dict[str, Any]:
+    record = scenario_record(session, caller.organisation_id, scenario_id)
+    if version < 1:
+        raise ApiError(404, "not_found", "No such scenario version.", "version")
+    return scenario_version(session, record, version).content
+
+
+@router.put("/scenarios/{scenario_id}", response_model=ScenarioOut, summary="Save an edit as a new version")
+def new_version(scenario_id: str, body: ScenarioBody, session: DB, caller: CallerDep) -> ScenarioOut:
+    record = scenario_record(session, caller.organisation_id, scenario_id)
+    add_version(session, record, _parse_json(body), "json")
+    return scenario_out(session, record)
+
+
+@router.post("/scenarios/{scenario_id}/upload", response_model=ScenarioOut,
+             summary="Save uploaded files as a new version")
+async def upload_version(
+    scenario_id: str, session: DB, caller: CallerDep,
+    scenario: Annotated[UploadFile, File()],
+    sessions_csv: Annotated[UploadFile | None, File()] = None,
+    due_reviews_csv: Annotated[UploadFile | None, File()] = None,
+) -> ScenarioOut:
+    record = scenario_record(session, caller.organisation_id, scenario_id)
+    parsed, source = await _parse_files(scenario, sessions_csv, due_reviews_csv)
+    add_version(session, record, parsed, source)
+    return scenario_out(session, record)
+
+
+@router.post("/validate", response_model=ValidationReport, summary="Validate a scenario without saving or solving")
+def validate(body: ScenarioBody, _caller: CallerDep) -> ValidationReport:
+    try:
+        parsed = scenario_from_dict(body, "scenario.json")
+    except ScenarioError as exc:
+        return ValidationReport(ok=False, problems=[problem_dict(p) for p in exc.problems])
+    return ValidationReport(ok=True, patients=len(parsed.patients),
+                            reviews=sum(len(p.due_reviews) for p in parsed.patients))
+
+
+@router.post("/scenarios/{scenario_id}/plans", status_code=202, response_model=JobOut,
+             summary="Start planning a scenario version (a job)")
+def start_plan(scenario_id: str, session: DB, caller: CallerDep,
+               request: Annotated[PlanRequest | None, Body()] = None) -> JobOut:
+    request = request or PlanRequest()
+    record = scenario_record(session, caller.organisation_id, scenario_id)
+    version = scenario_version(session, record, request.version)
+    overrides = request.model_dump(exclude={"version"}, exclude_none=True)
+    settings = SolverSettings.model_validate({**version.content.get("solver", {}), **overrides})
+    job = Job(organisation_id=caller.organisation_id, scenario_id=record.id, scenario_version_id=version.id,
+              settings=settings.model_dump(mode="json"))
+    session.add(job)
+    session.flush()
+    return job_out(session, job)

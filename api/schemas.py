@@ -1,0 +1,142 @@
+"""Request and response bodies of the HTTP API (the OpenAPI document is generated from them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.errors import ProblemOut
+from scheduler.plan import AppointmentKind, Comparison, Metrics, SolverStats, UnbookedReview
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ScenarioVersionOut(Out):
+    version: int
+    source: str
+    patients: int
+    reviews: int
+    created_at: dt.datetime
+
+
+class ScenarioOut(Out):
+    id: str
+    name: str
+    latest_version: int
+    published_plan_id: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    versions: list[ScenarioVersionOut] = []
+
+
+class ScenarioList(BaseModel):
+    items: list[ScenarioOut]
+
+
+class ValidationReport(BaseModel):
+    ok: bool
+    patients: int = 0
+    reviews: int = 0
+    problems: list[ProblemOut] = []
+
+
+class PlanRequest(BaseModel):
+    """Start a plan; settings left out come from the scenario's own solver settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(None, ge=1, description="Scenario version to solve; default the latest.")
+    time_limit_seconds: float | None = Field(None, gt=0, le=3600)
+    workers: int | None = Field(None, ge=1, le=64)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+
+
+JobStatus = Literal["queued", "running", "finished", "failed", "cancelled"]
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class JobOut(BaseModel):
+    id: str
+    scenario_id: str
+    scenario_version: int
+    status: JobStatus
+    stage: str
+    cancel_requested: bool
+    elapsed_seconds: float
+    time_limit_seconds: float
+    objective: float | None
+    bound: float | None
+    gap: float | None = Field(description="(objective - bound) / objective of the best plan so far.")
+    reviews_booked: int | None
+    reviews_total: int
+    patients_booked: int | None = Field(description="Patients with every due review booked so far.")
+    patients_total: int
+    plan_id: str | None
+    error: JobError | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+class JobList(BaseModel):
+    items: list[JobOut]
+
+
+class PlanOut(BaseModel):
+    id: str
+    scenario_id: str
+    scenario_version: int
+    number: int = Field(description="Plan version within the scenario.")
+    job_id: str | None
+    created_at: dt.datetime
+    published_at: dt.datetime | None
+    scenario_name: str
+    metrics: Metrics
+    baselines: dict[str, Metrics]
+    comparison: Comparison | None
+    solver: SolverStats
+    unbooked_count: int
+
+
+class PlanList(BaseModel):
+    items: list[PlanOut]
+
+
+class AppointmentOut(BaseModel):
+    id: str
+    patient_id: str
+    visit_id: str
+    kind: AppointmentKind
+    date: dt.date
+    start: dt.datetime = Field(description="Local time with offset (Europe/London).")
+    end: dt.datetime
+    site_id: str
+    room_id: str
+    clinician_ids: list[str]
+    review_ids: list[str]
+    review_type_ids: list[str]
+    blood_marker_ids: list[str]
+
+
+class AppointmentPage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[AppointmentOut]
+
+
+class UnbookedList(BaseModel):
+    items: list[UnbookedReview]
+
+
+class KeyInfo(BaseModel):
+    organisation: str
+    role: str

@@ -1,0 +1,107 @@
+"""Reading and writing scenarios and plans: the only place rows are built from engine objects."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.errors import not_found
+from api.models import (
+    AppointmentClinician,
+    AppointmentRecord,
+    PlanRecord,
+    ScenarioRecord,
+    ScenarioVersion,
+    utcnow,
+)
+from scheduler.domain import Scenario
+from scheduler.plan import Plan
+
+
+def add_scenario(session: Session, organisation_id: str, scenario: Scenario, source: str) -> ScenarioVersion:
+    record = ScenarioRecord(organisation_id=organisation_id, name=scenario.name, latest_version=1)
+    session.add(record)
+    session.flush()
+    return _add_version(session, record, scenario, 1, source)
+
+
+def add_version(session: Session, record: ScenarioRecord, scenario: Scenario, source: str) -> ScenarioVersion:
+    """An edit is a new version; plans already made keep pointing at the version they solved."""
+    number = (session.scalar(select(func.max(ScenarioVersion.version)).where(
+        ScenarioVersion.scenario_id == record.id)) or 0) + 1
+    record.latest_version = number
+    record.name = scenario.name
+    record.updated_at = utcnow()
+    return _add_version(session, record, scenario, number, source)
+
+
+def _add_version(session: Session, record: ScenarioRecord, scenario: Scenario, number: int,
+                 source: str) -> ScenarioVersion:
+    version = ScenarioVersion(
+        scenario_id=record.id, version=number, content=scenario.model_dump(mode="json"), source=source,
+        patients=len(scenario.patients), reviews=sum(len(p.due_reviews) for p in scenario.patients),
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def scenario_record(session: Session, organisation_id: str, scenario_id: str) -> ScenarioRecord:
+    record = session.get(ScenarioRecord, scenario_id)
+    if record is None or record.organisation_id != organisation_id:
+        raise not_found("scenario")  # another organisation's scenario does not exist for this key
+    return record
+
+
+def scenario_version(session: Session, record: ScenarioRecord, number: int | None = None) -> ScenarioVersion:
+    number = number or record.latest_version
+    version = session.scalar(select(ScenarioVersion).where(
+        ScenarioVersion.scenario_id == record.id, ScenarioVersion.version == number))
+    if version is None:
+        raise not_found("scenario version")
+    return version
+
+
+def scenario_of(version: ScenarioVersion) -> Scenario:
+    return Scenario.model_validate(version.content)
+
+
+def plan_record(session: Session, organisation_id: str, plan_id: str) -> PlanRecord:
+    record = session.get(PlanRecord, plan_id)
+    if record is None or record.organisation_id != organisation_id:
+        raise not_found("plan")
+    return record
+
+
+def plan_of(record: PlanRecord) -> Plan:
+    return Plan.model_validate(record.document)
+
+
+def add_plan(session: Session, version: ScenarioVersion, organisation_id: str, plan: Plan,
+             job_id: str | None = None) -> PlanRecord:
+    """Store a checked plan and every appointment; the caller's transaction makes it all-or-nothing."""
+    number = (session.scalar(select(func.max(PlanRecord.number)).where(
+        PlanRecord.scenario_id == version.scenario_id)) or 0) + 1
+    record = PlanRecord(
+        organisation_id=organisation_id, scenario_id=version.scenario_id, scenario_version_id=version.id,
+        number=number, job_id=job_id, document=plan.model_dump(mode="json"), objective=plan.solver.objective,
+        best_bound=plan.solver.best_bound, gap=plan.solver.gap, reviews_booked=plan.metrics.reviews_booked,
+        reviews=plan.metrics.reviews,
+    )
+    session.add(record)
+    session.flush()
+    session.add_all(
+        AppointmentRecord(
+            plan_id=record.id, id=a.id, patient_id=a.patient_id, visit_id=a.visit_id, kind=a.kind, date=a.date,
+            start=a.start, end=a.end, site_id=a.site_id, room_id=a.room_id,
+            clinician_ids=list(a.clinician_ids), review_ids=list(a.review_ids),
+            review_type_ids=list(a.review_type_ids), blood_marker_ids=list(a.blood_marker_ids),
+        )
+        for a in plan.appointments
+    )
+    session.add_all(
+        AppointmentClinician(plan_id=record.id, appointment_id=a.id, clinician_id=c)
+        for a in plan.appointments for c in a.clinician_ids
+    )
+    session.flush()
+    return record

@@ -1,0 +1,48 @@
+"""Databases for the service tests: every test that asks for `database_url` runs twice, on a
+fresh SQLite file and on a fresh schema in the real PostgreSQL.
+
+PostgreSQL is found at $ONEVISIT_TEST_POSTGRES_URL (default: the local server on
+127.0.0.1:5432, database `test`). If it cannot be reached the PostgreSQL tests FAIL, so CI never
+passes by silently skipping them; set ONEVISIT_TEST_POSTGRES_URL=skip to skip them on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import create_engine, text
+
+POSTGRES_URL = os.environ.get("ONEVISIT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_schema_url() -> tuple[str, str]:
+    if POSTGRES_URL == "skip":
+        pytest.skip("ONEVISIT_TEST_POSTGRES_URL=skip")
+    schema = f"onevisit_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"PostgreSQL unreachable at {POSTGRES_URL} ({type(exc).__name__}: {exc}); "
+                    "start it or set ONEVISIT_TEST_POSTGRES_URL", pytrace=False)
+    finally:
+        admin.dispose()
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}", schema
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'onevisit.db'}"
+        return
+    url, schema = _postgres_schema_url()
+    yield url
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
