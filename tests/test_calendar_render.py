@@ -345,6 +345,27 @@ def test_room_feeds_show_the_reference_and_visit_type_only(rich, parse):
             assert event["location"].endswith("Surgery")
 
 
+def test_a_joint_consultation_reads_as_one_appointment_with_everyone(parse):
+    rooms = [*ROOMS, {"id": "mdt", "site_id": "surgery", "name": "Meeting room", "capacity_people": 6,
+                      "capabilities": ["mdt", "wheelchair_access"]}]
+    s = scenario([session("gp", "2027-03-22"), session("nurse", "2027-03-22")],
+                 [patient("P1", "frailty", "asthma", joint_consultation=True)],
+                 rooms=rooms, sites=[SITE], solver=FAST)
+    plan = solve_checked(s)
+    [joint] = [a for a in plan.appointments if a.kind == "joint_review"]
+    ids = identities_for(plan)
+    views = parse({
+        "invite": request(s, plan, joint.visit_id, ids[joint.visit_id]),
+        "gp": clinician_feed(s, plan, "gp", ids, calendar_name="GP", dtstamp=STAMP),
+        "room": room_feed(s, plan, "mdt", ids, calendar_name="MDT", dtstamp=STAMP),
+    })
+    text = views["invite"]["events"][0]["description"]
+    assert re.search(r"one appointment with (a GP and a practice nurse|a practice nurse and a GP) together", text)
+    reference = ids[joint.visit_id].reference
+    assert [e["summary"] for e in views["gp"]["events"]] == [f"{reference} · joint review, Meeting room"]
+    assert [e["summary"] for e in views["room"]["events"]] == [f"{reference} · joint review"]
+
+
 def test_feeds_need_a_stored_identity_and_a_known_subject(rich):
     s, plan = rich
     with pytest.raises(KeyError, match="identity"):
