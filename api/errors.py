@@ -66,7 +66,7 @@ def scenario_error(exc: ScenarioError) -> ApiError:
 # Responses the OpenAPI document declares for every route, so clients (and schemathesis) know them.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
-    for status, text in ((401, "No or unknown API key"), (403, "Role may not do this"), (404, "Not found"),
+    for status, text in ((400, "The body could not be read"), (401, "No or unknown API key"), (403, "Role may not do this"), (404, "Not found"),
                          (409, "Conflict with the current state"), (422, "Invalid input"))
 }
 
@@ -89,6 +89,19 @@ def install(app: FastAPI) -> None:
         return JSONResponse(_body("invalid_request", message, field, problems), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorised"}.get(exc.status_code, "http_error")
-        return JSONResponse(_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 401: "unauthorised"}.get(exc.status_code, "http_error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
+        return JSONResponse(_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    """Every method any route serves at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return methods
