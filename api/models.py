@@ -212,7 +212,8 @@ class CalendarEvent(Base):
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(20), default="active")  # active | cancelled
     sensitive: Mapped[bool] = mapped_column(Boolean, default=False)  # no patient invite
-    fingerprint: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # of what the invite shows
+    review_ids: Mapped[list] = mapped_column(JSON)  # to follow a visit whose make-up changed
     plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"))
     visit_id: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,5 +1,263 @@
-"""Calendar routes (patient invite, clinician and room feeds): filled in by the calendar work."""
+"""Calendar routes: publishing a plan, what changed for each patient, invite e-mails, link tokens,
+and the token-only calendar files (patient invite, clinician feed, room feed).
 
-from fastapi import APIRouter
+The calendar files need no API key: the long random token in the URL is the only credential and
+names nothing. An unknown, revoked or mistyped token is a plain 404, whatever the reason.
+"""
 
-router = APIRouter(prefix="/v1", tags=["calendar"])
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from api.calendar import clinician_feed, invite_email, patient_cancel, patient_request, room_feed
+from api.deps import DB, CallerDep, ServicesDep, require
+from api.errors import ERROR_RESPONSES, ApiError, not_found
+from api.models import CalendarEvent, CalendarToken, PlanRecord, Publication, ScenarioRecord, ScenarioVersion, utcnow
+from api.publish import identity, new_token, publish
+from api.store import plan_of, plan_record, scenario_of, scenario_record
+
+router = APIRouter(prefix="/v1", tags=["calendar"], responses=ERROR_RESPONSES)
+ICS = "text/calendar; charset=utf-8"
+ICS_RESPONSE = {200: {"content": {"text/calendar": {}}, "description": "An iCalendar file (RFC 5545)."}}
+
+
+class PublishOut(BaseModel):
+    plan_id: str
+    published_at: dt.datetime
+    counts: dict[str, int]
+
+
+class InviteChange(BaseModel):
+    patient_id: str
+    reference: str
+    action: Literal["new", "update", "unchanged", "cancel"]
+    method: Literal["REQUEST", "CANCEL"] | None
+    sequence: int
+    invite_url: str | None  # None: a sensitive clinic, for which no invite is ever sent
+
+
+class InviteChanges(BaseModel):
+    plan_id: str
+    items: list[InviteChange]
+
+
+class TokenRequest(BaseModel):
+    kind: Literal["clinician", "room"]
+    subject_id: str
+
+
+class TokenOut(BaseModel):
+    id: str
+    kind: str
+    subject_id: str
+    url: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+class TokenList(BaseModel):
+    items: list[TokenOut]
+
+
+def _url(base: str, token: CalendarToken) -> str:
+    return f"{base}/v1/calendar/{token.kind}/{token.token}.ics"
+
+
+def _patient_address(reference: str, organiser: str) -> str:
+    """Downloaded invites name the patient by booking reference only (no e-mail is stored)."""
+    domain = organiser.rsplit("@", 1)[-1]
+    return f"mailto:patient-{reference.lower()}@{domain}"
+
+
+@router.post("/plans/{plan_id}/publish", response_model=PublishOut,
+             summary="Publish a plan: patient invites, updates and cancellations follow from it")
+def publish_plan(plan_id: str, session: DB, caller: CallerDep) -> PublishOut:
+    require(caller, "publish")
+    record = plan_record(session, caller.organisation_id, plan_id)
+    result = publish(session, record)
+    return PublishOut(plan_id=record.id, published_at=record.published_at, counts=result.counts)
+
+
+@router.get("/plans/{plan_id}/invites", response_model=InviteChanges,
+            summary="What publishing this plan changed for each patient's invites")
+def invite_changes(plan_id: str, session: DB, caller: CallerDep, services: ServicesDep,
+                   patient_id: str | None = None,
+                   action: Literal["new", "update", "unchanged", "cancel"] | None = None) -> InviteChanges:
+    require(caller, "calendar_tokens")
+    record = plan_record(session, caller.organisation_id, plan_id)
+    query = (select(Publication, CalendarEvent).join(CalendarEvent, CalendarEvent.id == Publication.event_id)
+             .where(Publication.plan_id == record.id))
+    if patient_id:
+        query = query.where(Publication.patient_id == patient_id)
+    if action:
+        query = query.where(Publication.action == action)
+    tokens = {t.subject_id: t for t in session.scalars(select(CalendarToken).where(
+        CalendarToken.scenario_id == record.scenario_id, CalendarToken.kind == "patient",
+        CalendarToken.revoked_at.is_(None)))}
+    items = []
+    for pub, event in session.execute(query.order_by(Publication.patient_id, CalendarEvent.reference)):
+        token = tokens.get(event.id)
+        sends = not event.sensitive and pub.action != "unchanged"
+        items.append(InviteChange(
+            patient_id=pub.patient_id, reference=event.reference, action=pub.action, sequence=pub.sequence,
+            method=("CANCEL" if pub.action == "cancel" else "REQUEST") if sends else None,
+            invite_url=_url(services.settings.public_url, token) if token and not event.sensitive else None))
+    return InviteChanges(plan_id=record.id, items=items)
+
+
+def _event_by_reference(session: DB, organisation_id: str, reference: str) -> CalendarEvent:
+    event = session.scalar(select(CalendarEvent).where(CalendarEvent.reference == reference))
+    if event is None or event.organisation_id != organisation_id or event.sensitive:
+        raise not_found("invite")
+    return event
+
+
+def _invite_file(session: DB, event: CalendarEvent, organiser: str, attendee: str) -> bytes:
+    record = session.get(PlanRecord, event.plan_id)
+    scenario = scenario_of(session.get(ScenarioVersion, record.scenario_version_id))
+    render = patient_cancel if event.status == "cancelled" else patient_request
+    return render(scenario, plan_of(record), event.visit_id, identity(event), organiser=organiser, attendee=attendee)
+
+
+@router.get("/invites/{reference}/message", response_class=Response,
+            responses={200: {"content": {"message/rfc822": {}}, "description": "A MIME e-mail with the invite."}},
+            summary="The e-mail to send a patient for their current invite (REQUEST or CANCEL)")
+def invite_message(reference: str, session: DB, caller: CallerDep, services: ServicesDep,
+                   to: Annotated[str, Query(pattern=r"^[^@\s<>\"]+@[^@\s<>\"]+$", max_length=254,
+                                            description="The patient's e-mail address.")]) -> Response:
+    require(caller, "calendar_tokens")
+    event = _event_by_reference(session, caller.organisation_id, reference)
+    organiser = services.settings.organiser
+    ics = _invite_file(session, event, organiser, f"mailto:{to}")
+    message = invite_email(ics, sender=organiser.removeprefix("mailto:"), to=to)
+    return Response(message.as_bytes(), media_type="message/rfc822")
+
+
+@router.post("/scenarios/{scenario_id}/calendar-tokens", status_code=201, response_model=TokenOut,
+             summary="A feed link for a clinician or a room")
+def create_token(scenario_id: str, body: TokenRequest, session: DB, caller: CallerDep,
+                 services: ServicesDep) -> TokenOut:
+    require(caller, "calendar_tokens")
+    record = scenario_record(session, caller.organisation_id, scenario_id)
+    scenario = scenario_of(session.scalar(select(ScenarioVersion).where(
+        ScenarioVersion.scenario_id == record.id, ScenarioVersion.version == record.latest_version)))
+    known = {c.id for c in scenario.clinicians} if body.kind == "clinician" else {r.id for r in scenario.rooms}
+    if body.subject_id not in known:
+        raise ApiError(422, "unknown_subject", f"No {body.kind} '{body.subject_id}' in the scenario.", "subject_id")
+    token = CalendarToken(organisation_id=caller.organisation_id, scenario_id=record.id, kind=body.kind,
+                          subject_id=body.subject_id, token=new_token())
+    session.add(token)
+    session.flush()
+    return _token_out(token, services.settings.public_url)
+
+
+def _token_out(token: CalendarToken, base: str) -> TokenOut:
+    return TokenOut(id=token.id, kind=token.kind, subject_id=token.subject_id, url=_url(base, token),
+                    created_at=token.created_at, revoked_at=token.revoked_at)
+
+
+@router.get("/scenarios/{scenario_id}/calendar-tokens", response_model=TokenList,
+            summary="Calendar links of a scenario (patient links name the visit's event)")
+def list_tokens(scenario_id: str, session: DB, caller: CallerDep, services: ServicesDep,
+                kind: Literal["patient", "clinician", "room"] | None = None) -> TokenList:
+    require(caller, "calendar_tokens")
+    record = scenario_record(session, caller.organisation_id, scenario_id)
+    query = select(CalendarToken).where(CalendarToken.scenario_id == record.id)
+    if kind:
+        query = query.where(CalendarToken.kind == kind)
+    tokens = session.scalars(query.order_by(CalendarToken.created_at)).all()
+    return TokenList(items=[_token_out(t, services.settings.public_url) for t in tokens])
+
+
+@router.delete("/calendar-tokens/{token_id}", response_model=TokenOut, summary="Revoke a calendar link")
+def revoke_token(token_id: str, session: DB, caller: CallerDep, services: ServicesDep) -> TokenOut:
+    require(caller, "calendar_tokens")
+    token = session.get(CalendarToken, token_id)
+    if token is None or token.organisation_id != caller.organisation_id:
+        raise not_found("calendar link")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+    return _token_out(token, services.settings.public_url)
+
+
+def _token(session: DB, kind: str, value: str) -> CalendarToken:
+    token = session.scalar(select(CalendarToken).where(CalendarToken.token == value))
+    if token is None or token.kind != kind or token.revoked_at is not None:
+        raise not_found("calendar")
+    return token
+
+
+def _ics(body: bytes) -> Response:
+    return Response(body, media_type=ICS, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/calendar/patient/{token}.ics", response_class=Response, responses=ICS_RESPONSE,
+            summary="A patient's invite for one visit (REQUEST, or CANCEL once the visit is gone)")
+def patient_invite(token: str, session: DB, services: ServicesDep) -> Response:
+    found = _token(session, "patient", token)
+    event = session.get(CalendarEvent, found.subject_id)
+    if event is None or event.sensitive:
+        raise not_found("calendar")
+    organiser = services.settings.organiser
+    return _ics(_invite_file(session, event, organiser, _patient_address(event.reference, organiser)))
+
+
+def _feed(session: DB, token: CalendarToken, render) -> bytes:  # noqa: ANN001
+    record = session.get(ScenarioRecord, token.scenario_id)
+    published = session.get(PlanRecord, record.published_plan_id) if record.published_plan_id else None
+    version = session.get(ScenarioVersion, published.scenario_version_id) if published else session.scalar(
+        select(ScenarioVersion).where(ScenarioVersion.scenario_id == record.id,
+                                      ScenarioVersion.version == record.latest_version))
+    scenario = scenario_of(version)
+    if published is None:
+        from scheduler.plan import Plan  # an empty, valid feed until a plan is published
+        plan = Plan.model_validate({"scenario_name": scenario.name, "appointments": [], "visits": [],
+                                    "unbooked": [], "metrics": _empty_metrics(), "solver": _empty_solver()})
+        identities = {}
+    else:
+        plan = plan_of(published)
+        events = session.scalars(select(CalendarEvent).where(CalendarEvent.plan_id == published.id,
+                                                             CalendarEvent.status == "active")).all()
+        identities = {e.visit_id: identity(e) for e in events}
+    subject = {"clinician": {c.id: c for c in scenario.clinicians}, "room": {r.id: r for r in scenario.rooms}}
+    if token.subject_id not in subject[token.kind]:
+        raise not_found("calendar")  # the clinician or room left the scenario
+    name = _feed_name(scenario, token)
+    return render(scenario, plan, token.subject_id, identities, calendar_name=name)
+
+
+def _feed_name(scenario, token: CalendarToken) -> str:  # noqa: ANN001
+    if token.kind == "room":
+        room = next(r for r in scenario.rooms if r.id == token.subject_id)
+        return f"OneVisit room {room.name or room.id}"
+    return "OneVisit clinic list"  # no clinician name: feeds leave the NHS boundary
+
+
+def _empty_metrics() -> dict:
+    return {k: 0 for k in ("patients", "patients_fully_booked", "reviews", "reviews_booked", "appointments",
+                           "visits", "blood_draws", "draw_trips", "visits_per_patient", "single_visit_share",
+                           "continuity_rate", "patient_hours", "patient_wait_minutes", "clinician_minutes",
+                           "clinician_utilisation", "room_utilisation")}
+
+
+def _empty_solver() -> dict:
+    return {"status": "NONE", "method": "none", "objective": 0, "best_bound": 0, "gap": 0.0, "wall_seconds": 0.0,
+            "time_limit_seconds": 1.0, "workers": 1, "seed": 0}
+
+
+@router.get("/calendar/clinician/{token}.ics", response_class=Response, responses=ICS_RESPONSE,
+            summary="A clinician's feed of the published plan (booking references only)")
+def clinician_calendar(token: str, session: DB) -> Response:
+    return _ics(_feed(session, _token(session, "clinician", token), clinician_feed))
+
+
+@router.get("/calendar/room/{token}.ics", response_class=Response, responses=ICS_RESPONSE,
+            summary="A room's feed of the published plan (booking references only)")
+def room_calendar(token: str, session: DB) -> Response:
+    return _ics(_feed(session, _token(session, "room", token), room_feed))

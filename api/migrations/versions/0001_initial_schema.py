@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 19:36:41.136525
+Create Date: 2026-11-23 19:50:22.908655
 """
 
 from alembic import op
@@ -186,6 +186,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('sensitive', sa.Boolean(), nullable=False),
     sa.Column('fingerprint', sa.String(length=64), nullable=False),
+    sa.Column('review_ids', sa.JSON(), nullable=False),
     sa.Column('plan_id', sa.String(length=32), nullable=False),
     sa.Column('visit_id', sa.String(length=64), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),

@@ -1,0 +1,132 @@
+"""Publishing a plan: each patient visit keeps one calendar event (random UID, booking reference,
+link token) across plan versions, and SEQUENCE rises only when what the invite shows changes.
+
+A visit of the new plan takes over the event of the visit with the same id in the published
+plan (same patient, same reviews); failing that, the patient's remaining event sharing most
+reviews with it (a visit whose make-up changed), or the remaining draw-only trip for a draw-only
+trip. Events left over are cancelled (SEQUENCE + 1). What happened to each event is recorded
+per plan, so a mailer can send exactly the updates and cancellations needed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.calendar import EventIdentity, invite_allowed, invite_fingerprint, new_reference, new_uid
+from api.errors import ApiError
+from api.models import CalendarEvent, CalendarToken, PlanRecord, Publication, ScenarioRecord, ScenarioVersion, utcnow
+from api.store import plan_of, scenario_of
+from scheduler.domain import Scenario
+from scheduler.plan import Plan, Visit
+
+ACTIONS = ("new", "update", "unchanged", "cancel")
+
+
+def new_token() -> str:
+    """A calendar link secret: 256 random bits, nothing about its subject."""
+    return secrets.token_urlsafe(32)
+
+
+def identity(event: CalendarEvent) -> EventIdentity:
+    return EventIdentity(event.uid, event.sequence, event.reference)
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    plan_id: str
+    counts: dict[str, int]
+
+
+def _reviews(plan: Plan, visit: Visit) -> list[str]:
+    by_id = {a.id: a for a in plan.appointments}
+    return sorted({r for a_id in visit.appointment_ids for r in by_id[a_id].review_ids})
+
+
+def _match(plan: Plan, active: list[CalendarEvent]) -> dict[str, CalendarEvent]:
+    """visit id of the new plan -> the event it continues."""
+    matched: dict[str, CalendarEvent] = {}
+    by_visit = {e.visit_id: e for e in active}
+    left: dict[str, list[CalendarEvent]] = defaultdict(list)
+    for visit in plan.visits:
+        if visit.id in by_visit and by_visit[visit.id].patient_id == visit.patient_id:
+            matched[visit.id] = by_visit.pop(visit.id)
+    for event in by_visit.values():
+        left[event.patient_id].append(event)
+    for visit in plan.visits:
+        if visit.id in matched or not left[visit.patient_id]:
+            continue
+        reviews = set(_reviews(plan, visit))
+
+        def overlap(event: CalendarEvent, reviews: set[str] = reviews) -> int:
+            return len(reviews & set(event.review_ids)) if reviews else int(not event.review_ids)
+
+        best = max(left[visit.patient_id], key=overlap)
+        if overlap(best) > 0:
+            matched[visit.id] = best
+            left[visit.patient_id].remove(best)
+    return matched
+
+
+def _unique_reference(session: Session) -> str:
+    while True:
+        reference = new_reference()
+        if session.scalar(select(CalendarEvent.id).where(CalendarEvent.reference == reference)) is None:
+            return reference
+
+
+def publish(session: Session, record: PlanRecord) -> PublishResult:
+    """Make `record` the scenario's published plan and bring every calendar event up to date."""
+    scenario_record = session.get(ScenarioRecord, record.scenario_id, with_for_update=True)
+    if scenario_record.published_plan_id == record.id:
+        raise ApiError(409, "already_published", "This plan is already the published plan.", "plan_id")
+    scenario: Scenario = scenario_of(session.get(ScenarioVersion, record.scenario_version_id))
+    plan = plan_of(record)
+    active = session.scalars(select(CalendarEvent).where(
+        CalendarEvent.scenario_id == record.scenario_id, CalendarEvent.status == "active")).all()
+    matched = _match(plan, list(active))
+    counts = dict.fromkeys(ACTIONS, 0)
+    now = utcnow()
+
+    def note(event: CalendarEvent, action: str) -> None:
+        counts[action] += 1
+        session.add(Publication(plan_id=record.id, event_id=event.id, patient_id=event.patient_id,
+                                action=action, sequence=event.sequence))
+
+    for visit in plan.visits:
+        fingerprint = invite_fingerprint(scenario, plan, visit.id)
+        sensitive = not invite_allowed(scenario, plan, visit.id)
+        event = matched.get(visit.id)
+        if event is None:
+            event = CalendarEvent(
+                organisation_id=record.organisation_id, scenario_id=record.scenario_id,
+                patient_id=visit.patient_id, uid=new_uid(), reference=_unique_reference(session), sequence=0,
+                sensitive=sensitive, fingerprint=fingerprint, review_ids=_reviews(plan, visit),
+                plan_id=record.id, visit_id=visit.id, updated_at=now)
+            session.add(event)
+            session.flush()
+            if not sensitive:
+                session.add(CalendarToken(organisation_id=record.organisation_id, scenario_id=record.scenario_id,
+                                          kind="patient", subject_id=event.id, token=new_token()))
+            note(event, "new")
+            continue
+        action = "unchanged"
+        if event.fingerprint != fingerprint:
+            event.sequence += 1  # only ever rises
+            action = "update"
+        event.fingerprint, event.review_ids, event.sensitive = fingerprint, _reviews(plan, visit), sensitive
+        event.plan_id, event.visit_id, event.updated_at = record.id, visit.id, now
+        note(event, action)
+    continued = {e.id for e in matched.values()}
+    for event in active:
+        if event.id not in continued:
+            event.status, event.sequence, event.updated_at = "cancelled", event.sequence + 1, now
+            note(event, "cancel")  # keeps the plan and visit it was last in, to render the cancel
+    scenario_record.published_plan_id = record.id
+    record.published_at = now
+    session.flush()
+    return PublishResult(record.id, counts)

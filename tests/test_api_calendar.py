@@ -1,0 +1,192 @@
+"""Publishing plans and serving calendars through the real service: UIDs kept across versions,
+SEQUENCE raised only on change, cancellations, feeds, tokens and their attacks, privacy."""
+
+from __future__ import annotations
+
+import email
+import secrets
+
+import icalendar
+
+from tests.api_support import auth, checked_plan, make_keys, running_service, tutorial, wait_for_job
+
+
+def _solve(client, key, scenario_id) -> str:
+    job = client.post(f"/v1/scenarios/{scenario_id}/plans", json={}, headers=auth(key)).json()
+    job = wait_for_job(client, key, job["id"])
+    assert job["status"] == "finished", job
+    return job["plan_id"]
+
+
+def _path(url: str) -> str:
+    return url.split("://", 1)[1].split("/", 1)[1].join(["/", ""])
+
+
+def _events(body: bytes) -> list:
+    return [c for c in icalendar.Calendar.from_ical(body).walk("VEVENT")]
+
+
+def test_publish_update_and_cancel_keep_uids_and_raise_sequence(database_url):
+    key = make_keys(database_url)["manager"]
+    with running_service(database_url) as client:
+        first_body = tutorial()
+        sid = client.post("/v1/scenarios", json=first_body, headers=auth(key)).json()["id"]
+        first = _solve(client, key, sid)
+        plan1 = checked_plan(client, key, sid, 1, first)
+        published = client.post(f"/v1/plans/{first}/publish", headers=auth(key))
+        assert published.status_code == 200, published.text
+        assert published.json()["counts"] == {"new": len(plan1.visits), "update": 0, "unchanged": 0, "cancel": 0}
+        assert client.post(f"/v1/plans/{first}/publish", headers=auth(key)).status_code == 409
+
+        invites = client.get(f"/v1/plans/{first}/invites", headers=auth(key)).json()["items"]
+        assert len(invites) == len(plan1.visits) and all(i["method"] == "REQUEST" for i in invites)
+        before = {}
+        for invite in invites:
+            response = client.get(_path(invite["invite_url"]))
+            assert response.status_code == 200 and response.headers["content-type"].startswith("text/calendar")
+            cal = icalendar.Calendar.from_ical(response.content)
+            assert str(cal["METHOD"]) == "REQUEST"
+            (event,) = _events(response.content)
+            before[invite["reference"]] = (invite["patient_id"], str(event["UID"]), int(event["SEQUENCE"]),
+                                           event.decoded("DTSTART"))
+            assert int(event["SEQUENCE"]) == 0
+
+        # Version 2: one patient leaves, another cannot come on the day of their first visit.
+        gone = plan1.visits[0].patient_id
+        moved_visit = next(v for v in plan1.visits if v.patient_id != gone)
+        moved = moved_visit.patient_id
+        body = tutorial()
+        body["patients"] = [p for p in body["patients"] if p["id"] != gone]
+        for p in body["patients"]:
+            if p["id"] == moved:
+                p["unavailable"] = [*p.get("unavailable", []), {"date": str(moved_visit.date)}]
+        assert client.put(f"/v1/scenarios/{sid}", json=body, headers=auth(key)).status_code == 200
+        second = _solve(client, key, sid)
+        plan2 = checked_plan(client, key, sid, 2, second)
+        counts = client.post(f"/v1/plans/{second}/publish", headers=auth(key)).json()["counts"]
+        changes = client.get(f"/v1/plans/{second}/invites", headers=auth(key)).json()["items"]
+        assert counts["cancel"] >= sum(v.patient_id == gone for v in plan1.visits)
+        assert sum(counts.values()) == len(changes)
+
+        for change in changes:
+            patient, uid, sequence, start = before.get(change["reference"], (None, None, None, None))
+            response = client.get(_path(change["invite_url"]))
+            (event,) = _events(response.content)
+            method = str(icalendar.Calendar.from_ical(response.content)["METHOD"])
+            if change["action"] == "new":
+                assert uid is None and int(event["SEQUENCE"]) == 0
+                continue
+            assert str(event["UID"]) == uid  # the same event, across plan versions
+            if change["action"] == "cancel":
+                assert method == "CANCEL" and str(event["STATUS"]) == "CANCELLED"
+                assert int(event["SEQUENCE"]) == sequence + 1 and not event.walk("VALARM")
+            elif change["action"] == "update":
+                assert method == "REQUEST" and int(event["SEQUENCE"]) == sequence + 1
+            else:
+                assert method == "REQUEST" and int(event["SEQUENCE"]) == sequence
+                assert event.decoded("DTSTART") == start
+        by_patient = {}
+        for change in changes:
+            by_patient.setdefault(change["patient_id"], set()).add(change["action"])
+        assert by_patient[gone] == {"cancel"}
+        moved_now = [v for v in plan2.visits if v.patient_id == moved]
+        assert all(v.date != moved_visit.date for v in moved_now)
+        assert by_patient[moved] & {"update", "new", "cancel"}  # the moved visit is not "unchanged"
+        only_patient = client.get(f"/v1/plans/{second}/invites", params={"patient_id": gone}, headers=auth(key)).json()
+        assert {i["action"] for i in only_patient["items"]} == {"cancel"}
+
+        # The e-mail a mailer sends for the cancellation.
+        cancel_ref = next(c["reference"] for c in changes if c["action"] == "cancel")
+        raw = client.get(f"/v1/invites/{cancel_ref}/message", params={"to": "someone@example.org"}, headers=auth(key))
+        message = email.message_from_bytes(raw.content)
+        assert message.get_content_type() == "multipart/alternative"
+        part = next(p for p in message.walk() if p.get_content_type() == "text/calendar")
+        assert part.get_param("method") == "CANCEL" and part.get_param("charset").upper() == "UTF-8"
+        assert b"METHOD:CANCEL" in part.get_payload(decode=True)
+
+
+def test_feeds_share_uids_with_invites_and_tokens_resist_attacks(database_url):
+    keys = make_keys(database_url)
+    key = keys["manager"]
+    with running_service(database_url) as client:
+        sid = client.post("/v1/scenarios", json=tutorial(), headers=auth(key)).json()["id"]
+        plan_id = _solve(client, key, sid)
+        plan = checked_plan(client, key, sid, 1, plan_id)
+        first = plan.appointments[-1]
+        clinician, room = first.clinician_ids[0], first.room_id
+        feeds = {}
+        for kind, subject in (("clinician", clinician), ("room", room)):
+            created = client.post(f"/v1/scenarios/{sid}/calendar-tokens", json={"kind": kind, "subject_id": subject},
+                                  headers=auth(key))
+            assert created.status_code == 201, created.text
+            feeds[kind] = created.json()
+        empty = client.get(_path(feeds["room"]["url"]))  # nothing published yet: a valid, empty feed
+        assert empty.status_code == 200 and _events(empty.content) == []
+
+        assert client.post(f"/v1/plans/{plan_id}/publish", headers=auth(keys["planner"])).status_code == 403
+        assert client.post(f"/v1/plans/{plan_id}/publish", headers=auth(keys["other"])).status_code == 404
+        assert client.post(f"/v1/plans/{plan_id}/publish", headers=auth(key)).status_code == 200
+        invites = client.get(f"/v1/plans/{plan_id}/invites", headers=auth(key)).json()["items"]
+        uid_of_visit = {}
+        scenario = tutorial()
+        for invite in invites:
+            body = client.get(_path(invite["invite_url"])).content
+            (event,) = _events(body)
+            visit = next(v for v in plan.visits if v.patient_id == invite["patient_id"]
+                         and event.decoded("DTSTART") == v.start)
+            uid_of_visit[visit.id] = str(event["UID"])
+        for kind, token in feeds.items():
+            body = client.get(_path(token["url"])).content
+            cal = icalendar.Calendar.from_ical(body)
+            assert "METHOD" not in cal and b"ATTENDEE" not in body
+            subject = clinician if kind == "clinician" else room
+            expected = {a.visit_id for a in plan.appointments
+                        if (subject in a.clinician_ids if kind == "clinician" else a.room_id == subject)}
+            got = {str(e["UID"]) for e in _events(body)}
+            assert got == {uid_of_visit[v] for v in expected}
+            text = body.decode()
+            for p in scenario["patients"]:
+                assert p["id"] not in text
+            for t in scenario["review_types"]:
+                assert t["name"] not in text
+            for c in scenario["clinicians"]:
+                assert not c.get("name") or c["name"] not in text
+
+        # Attacks: guessed, cross-kind, revoked, other organisation.
+        assert client.get(f"/v1/calendar/patient/{secrets.token_urlsafe(32)}.ics").status_code == 404
+        patient_token = _path(invites[0]["invite_url"]).rsplit("/", 1)[1]
+        assert client.get(f"/v1/calendar/room/{patient_token}").status_code == 404
+        assert client.get(f"/v1/calendar/clinician/{patient_token}").status_code == 404
+        assert client.get(f"/v1/scenarios/{sid}/calendar-tokens", headers=auth(keys["other"])).status_code == 404
+        assert client.delete(f"/v1/calendar-tokens/{feeds['room']['id']}", headers=auth(keys["other"])).status_code == 404
+        assert client.get(f"/v1/scenarios/{sid}/calendar-tokens", headers=auth(keys["planner"])).status_code == 403
+        revoked = client.delete(f"/v1/calendar-tokens/{feeds['room']['id']}", headers=auth(key))
+        assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+        assert client.get(_path(feeds["room"]["url"])).status_code == 404
+        unknown = client.post(f"/v1/scenarios/{sid}/calendar-tokens", json={"kind": "room", "subject_id": "nope"},
+                              headers=auth(key))
+        assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "subject_id"
+        listed = client.get(f"/v1/scenarios/{sid}/calendar-tokens", params={"kind": "patient"}, headers=auth(key)).json()
+        assert len(listed["items"]) == len(invites)
+        assert all(secrets.compare_digest(t["url"].rsplit("/", 1)[1][:-4], t["url"].rsplit("/", 1)[1][:-4])
+                   and len(t["url"].rsplit("/", 1)[1]) >= 43 for t in listed["items"])
+
+
+def test_sensitive_clinic_gets_no_invite_but_stays_in_feeds(database_url):
+    key = make_keys(database_url)["manager"]
+    body = tutorial()
+    for t in body["review_types"]:
+        t["sensitive"] = True
+    with running_service(database_url) as client:
+        sid = client.post("/v1/scenarios", json=body, headers=auth(key)).json()["id"]
+        plan_id = _solve(client, key, sid)
+        plan = checked_plan(client, key, sid, 1, plan_id)
+        client.post(f"/v1/plans/{plan_id}/publish", headers=auth(key))
+        invites = client.get(f"/v1/plans/{plan_id}/invites", headers=auth(key)).json()["items"]
+        review_visits = {a.visit_id for a in plan.appointments if a.review_ids}
+        assert sum(i["invite_url"] is None for i in invites) >= len(review_visits) > 0
+        assert all(i["method"] is None for i in invites if i["invite_url"] is None)
+        room = next(a.room_id for a in plan.appointments if a.review_ids)
+        token = client.post(f"/v1/scenarios/{sid}/calendar-tokens", json={"kind": "room", "subject_id": room},
+                            headers=auth(key)).json()
+        assert _events(client.get(_path(token["url"])).content)
