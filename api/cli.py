@@ -17,7 +17,7 @@ from sqlalchemy import select
 from api.config import Settings
 from api.db import make_engine, make_sessionmaker, transaction, upgrade
 from api.keys import ROLES, create_key, organisation, revoke_key
-from api.models import ScenarioRecord
+from api.models import PlanRecord, ScenarioRecord
 from api.store import add_plan, add_scenario, add_version, scenario_version
 from scheduler import cli as engine_cli
 from scheduler.domain import Scenario
@@ -79,6 +79,93 @@ def plan(
         record, version, plan_id, number = save_plan(url, loaded, result, scenario.name)
         console.print(f"Saved in {url}: scenario {record.id} version {version}, plan {plan_id} "
                       f"(plan {number} of this scenario), organisation '{LOCAL_ORGANISATION}'.")
+
+
+def _session_for(database_url: str | None):
+    url = _url(database_url)
+    upgrade(url)
+    return make_engine(url)
+
+
+def _plan_record(session, plan_id: str | None):  # noqa: ANN001, ANN202
+    query = select(PlanRecord).order_by(PlanRecord.created_at.desc())
+    record = session.scalar(query.where(PlanRecord.id == plan_id) if plan_id else query)
+    if record is None:
+        console.print(f"[red]No plan {plan_id or 'at all'} in the database.[/]")
+        raise typer.Exit(engine_cli.EXIT_BAD_INPUT)
+    return record
+
+
+PlanIdArg = Annotated[str | None, typer.Argument(help="Plan id (default: the newest plan).")]
+
+
+@app.command()
+def publish(plan_id: PlanIdArg = None, database_url: DatabaseOpt = None) -> None:
+    """Publish a plan: patients' invites, updates and cancellations follow from it."""
+    from api.errors import ApiError
+    from api.publish import publish as publish_plan
+
+    engine = _session_for(database_url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            record = _plan_record(session, plan_id)
+            try:
+                result = publish_plan(session, record)
+            except ApiError as exc:
+                console.print(f"[red]{exc.message}[/]")
+                raise typer.Exit(engine_cli.EXIT_BAD_INPUT) from None
+    finally:
+        engine.dispose()
+    counts = ", ".join(f"{n} {action}" for action, n in result.counts.items())
+    console.print(f"Published plan {result.plan_id}: invites {counts}.")
+
+
+@app.command()
+def ics(
+    plan_id: PlanIdArg = None,
+    out: Annotated[Path, typer.Option(help="Folder for invites/, clinicians/ and rooms/.")] = Path("out/calendars"),
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Write a published plan's calendar files: each patient invite (or cancellation) it sent,
+    and a feed per clinician and per room."""
+    from api.calendar import clinician_feed, room_feed
+    from api.models import CalendarEvent, Publication, ScenarioVersion
+    from api.publish import download_address, identity, invite_file
+    from api.store import plan_of, scenario_of
+
+    settings = Settings.from_env()
+    engine = _session_for(database_url)
+    files: dict[Path, bytes] = {}
+    try:
+        with make_sessionmaker(engine)() as session:
+            record = _plan_record(session, plan_id)
+            if record.published_at is None:
+                console.print(f"[red]Plan {record.id} is not published; run `onevisit publish {record.id}` first.[/]")
+                raise typer.Exit(engine_cli.EXIT_BAD_INPUT)
+            scenario = scenario_of(session.get(ScenarioVersion, record.scenario_version_id))
+            plan = plan_of(record)
+            rows = session.execute(select(Publication, CalendarEvent).join(
+                CalendarEvent, CalendarEvent.id == Publication.event_id).where(Publication.plan_id == record.id)).all()
+            current = {}
+            for pub, event in rows:
+                if pub.action != "cancel":
+                    current[event.visit_id] = identity(event)
+                if not event.sensitive:
+                    files[out / "invites" / f"{event.reference}.ics"] = invite_file(
+                        session, event, settings.organiser, download_address(event.reference, settings.organiser))
+            for clinician in scenario.clinicians:
+                files[out / "clinicians" / f"{clinician.id}.ics"] = clinician_feed(
+                    scenario, plan, clinician.id, current, calendar_name="OneVisit clinic list")
+            for room in scenario.rooms:
+                files[out / "rooms" / f"{room.id}.ics"] = room_feed(
+                    scenario, plan, room.id, current, calendar_name=f"OneVisit room {room.name or room.id}")
+    finally:
+        engine.dispose()
+    for path, body in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+    invites = sum(1 for p in files if p.parent.name == "invites")
+    console.print(f"Wrote {invites} patient invite(s) and {len(files) - invites} feed(s) under {out}.")
 
 
 @app.command()

@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.calendar import EventIdentity, invite_allowed, invite_fingerprint, new_reference, new_uid
+from api.calendar import (
+    EventIdentity,
+    invite_allowed,
+    invite_fingerprint,
+    new_reference,
+    new_uid,
+    patient_cancel,
+    patient_request,
+)
 from api.errors import ApiError
 from api.models import CalendarEvent, CalendarToken, PlanRecord, Publication, ScenarioRecord, ScenarioVersion, utcnow
 from api.store import plan_of, scenario_of
@@ -130,3 +138,16 @@ def publish(session: Session, record: PlanRecord) -> PublishResult:
     record.published_at = now
     session.flush()
     return PublishResult(record.id, counts)
+
+
+def invite_file(session: Session, event: CalendarEvent, organiser: str, attendee: str) -> bytes:
+    """The patient's invite as it stands: a REQUEST, or a CANCEL from the plan it was last in."""
+    record = session.get(PlanRecord, event.plan_id)
+    scenario = scenario_of(session.get(ScenarioVersion, record.scenario_version_id))
+    render = patient_cancel if event.status == "cancelled" else patient_request
+    return render(scenario, plan_of(record), event.visit_id, identity(event), organiser=organiser, attendee=attendee)
+
+
+def download_address(reference: str, organiser: str) -> str:
+    """Downloaded invites name the patient by booking reference only (no e-mail is stored)."""
+    return f"mailto:patient-{reference.lower()}@{organiser.rsplit('@', 1)[-1]}"

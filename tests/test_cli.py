@@ -149,3 +149,31 @@ def test_plan_is_kept_in_the_database_and_served_to_a_key_of_the_local_organisat
         stored = client.get(f"/v1/plans/{plans[0]['id']}/document", headers=headers).json()
         assert Plan.model_validate(stored) == written
     assert onevisit("keys", "create", "--role", "boss", "--database-url", url).returncode == 2
+
+
+def test_publish_and_ics_write_calendar_files_for_the_newest_plan(tmp_path):
+    import icalendar
+
+    url = f"sqlite:///{tmp_path / 'cal.db'}"
+    assert onevisit("ics", "--database-url", url).returncode == 2  # nothing planned yet
+    assert onevisit("plan", str(TUTORIAL), "--out", str(tmp_path / "out"), "--time-limit", "3",
+                    "--database-url", url).returncode == 0
+    unpublished = onevisit("ics", "--database-url", url, "--out", str(tmp_path / "cal"))
+    assert unpublished.returncode == 2 and "onevisit publish" in unpublished.stdout
+    published = onevisit("publish", "--database-url", url)
+    assert published.returncode == 0 and "new" in published.stdout
+    written = onevisit("ics", "--database-url", url, "--out", str(tmp_path / "cal"))
+    assert written.returncode == 0, written.stderr
+    plan = Plan.model_validate_json((tmp_path / "out" / "plan.json").read_text())
+    invites = sorted((tmp_path / "cal" / "invites").glob("*.ics"))
+    assert len(invites) == len(plan.visits)
+    starts = set()
+    for path in invites:
+        cal = icalendar.Calendar.from_ical(path.read_bytes())
+        assert str(cal["METHOD"]) == "REQUEST"
+        (event,) = cal.walk("VEVENT")
+        starts.add(event.decoded("DTSTART"))
+    assert starts == {v.start for v in plan.visits}
+    scenario = load_scenario(TUTORIAL)
+    assert {p.stem for p in (tmp_path / "cal" / "rooms").glob("*.ics")} == {r.id for r in scenario.rooms}
+    assert onevisit("publish", "--database-url", url).returncode == 2  # already the published plan

@@ -15,11 +15,11 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from api.calendar import clinician_feed, invite_email, patient_cancel, patient_request, room_feed
+from api.calendar import clinician_feed, invite_email, room_feed
 from api.deps import DB, CallerDep, ServicesDep, require
 from api.errors import ERROR_RESPONSES, ApiError, not_found
 from api.models import CalendarEvent, CalendarToken, PlanRecord, Publication, ScenarioRecord, ScenarioVersion, utcnow
-from api.publish import identity, new_token, publish
+from api.publish import download_address, identity, invite_file, new_token, publish
 from api.store import plan_of, plan_record, scenario_of, scenario_record
 
 router = APIRouter(prefix="/v1", tags=["calendar"], responses=ERROR_RESPONSES)
@@ -69,12 +69,6 @@ def _url(base: str, token: CalendarToken) -> str:
     return f"{base}/v1/calendar/{token.kind}/{token.token}.ics"
 
 
-def _patient_address(reference: str, organiser: str) -> str:
-    """Downloaded invites name the patient by booking reference only (no e-mail is stored)."""
-    domain = organiser.rsplit("@", 1)[-1]
-    return f"mailto:patient-{reference.lower()}@{domain}"
-
-
 @router.post("/plans/{plan_id}/publish", response_model=PublishOut,
              summary="Publish a plan: patient invites, updates and cancellations follow from it")
 def publish_plan(plan_id: str, session: DB, caller: CallerDep) -> PublishOut:
@@ -118,13 +112,6 @@ def _event_by_reference(session: DB, organisation_id: str, reference: str) -> Ca
     return event
 
 
-def _invite_file(session: DB, event: CalendarEvent, organiser: str, attendee: str) -> bytes:
-    record = session.get(PlanRecord, event.plan_id)
-    scenario = scenario_of(session.get(ScenarioVersion, record.scenario_version_id))
-    render = patient_cancel if event.status == "cancelled" else patient_request
-    return render(scenario, plan_of(record), event.visit_id, identity(event), organiser=organiser, attendee=attendee)
-
-
 @router.get("/invites/{reference}/message", response_class=Response,
             responses={200: {"content": {"message/rfc822": {}}, "description": "A MIME e-mail with the invite."}},
             summary="The e-mail to send a patient for their current invite (REQUEST or CANCEL)")
@@ -134,7 +121,7 @@ def invite_message(reference: str, session: DB, caller: CallerDep, services: Ser
     require(caller, "calendar_tokens")
     event = _event_by_reference(session, caller.organisation_id, reference)
     organiser = services.settings.organiser
-    ics = _invite_file(session, event, organiser, f"mailto:{to}")
+    ics = invite_file(session, event, organiser, f"mailto:{to}")
     message = invite_email(ics, sender=organiser.removeprefix("mailto:"), to=to)
     return Response(message.as_bytes(), media_type="message/rfc822")
 
@@ -205,7 +192,7 @@ def patient_invite(token: str, session: DB, services: ServicesDep) -> Response:
     if event is None or event.sensitive:
         raise not_found("calendar")
     organiser = services.settings.organiser
-    return _ics(_invite_file(session, event, organiser, _patient_address(event.reference, organiser)))
+    return _ics(invite_file(session, event, organiser, download_address(event.reference, organiser)))
 
 
 def _feed(session: DB, token: CalendarToken, render) -> bytes:  # noqa: ANN001
