@@ -147,9 +147,25 @@ class Daybook:
         self, bundle: Bundle, steps: list[Step], day: int, site_id: str, named: str | None = None,
         preferred: str = "any",
     ) -> list[Booking] | None:
-        """Earliest way to do `steps` back to back at a site on a day (a draw always first)."""
+        """Earliest way to do `steps` back to back at a site on a day (a draw always first).
+
+        With a named clinician on shift there, the steps they may do are first tried with them
+        alone: the earliest start with *someone* free would often be one where the named
+        clinician is busy, and continuity (50 a review) outweighs a later start.
+        """
         if sum(s.slots for s in steps) > self._max_visit:
             return None
+        if named and named in self.inst.on_shift.get((day, site_id), ()):
+            pinned = {s.key: replace(s, parts=tuple((named,) if named in part else part for part in s.parts))
+                      for s in steps if s.kind != "blood_draw" and any(named in part for part in s.parts)}
+            if pinned:
+                found = self._fit(bundle, [pinned.get(s.key, s) for s in steps], day, site_id, named, preferred)
+                if found is not None:
+                    original = {s.key: s for s in steps}
+                    return [replace(b, step=original[b.step.key]) for b in found]
+        return self._fit(bundle, steps, day, site_id, named, preferred)
+
+    def _fit(self, bundle, steps, day, site_id, named, preferred) -> list[Booking] | None:
         masks = {s.key: self.step_starts(bundle, s, day, site_id) for s in steps}
         if not all(masks.values()):
             return None
