@@ -44,3 +44,28 @@ def test_plan_with_narrow_results_first_patients_is_valid():
     people += [patient(f"F{i}", "asthma", "copd") for i in range(4)]
     plan = solve_checked(scenario(sessions, people))
     assert plan.solver.best_bound <= plan.solver.objective
+
+
+def test_exact_floor_prices_continuity_and_trips_together():
+    # The GP (frailty) and the nurse work Monday; the named nurse2 (asthma) works only Tuesday.
+    # Keeping continuity costs a second trip; one visit costs continuity. The simple floor takes
+    # both savings at once; the exact floor knows they exclude each other, and proves the plan.
+    from ortools.sat.python import cp_model
+
+    from scheduler.model.floor import exact_standalone_floor
+    from scheduler.model.objective import standalone_floor
+    from scheduler.model.variables import build_variables
+
+    nurse2 = {"id": "nurse2", "role": "practice_nurse", "review_type_ids": ["asthma"]}
+    clinicians = [*BASE["clinicians"], nurse2]
+    sessions = [session("gp", WEEK[0]), session("nurse", WEEK[0]), session("nurse2", WEEK[1])]
+    s = scenario(sessions, [patient("P1", "frailty", "asthma", named_clinician_id="nurse2")],
+                 clinicians=clinicians)
+    inst = Instance(s)
+    bundles = BundleBuilder(inst).bundles()
+    simple = standalone_floor(inst, build_variables(cp_model.CpModel(), inst, bundles))
+    exact = exact_standalone_floor(inst, bundles)
+    plan = solve_checked(s)
+    assert simple < exact == plan.solver.best_bound <= plan.solver.objective
+    # One visit on Monday with the GP and the nurse: the floor counts one session, the plan two.
+    assert plan.solver.objective - plan.solver.best_bound == 5

@@ -45,8 +45,10 @@ class Breakdown:
         return sum(self.__dict__.values())
 
 
-def master_objective(inst: Instance, v: MasterVars):
-    """The parts of the objective the master sees; each is at most the plan's own (a bound)."""
+def master_objective(inst: Instance, v: MasterVars, sessions: bool = True):
+    """The parts of the objective the master sees; each is at most the plan's own (a bound).
+
+    `sessions=False` leaves out the session term (the exact standalone floor adds it once)."""
     terms = []
     for (b, k), booked in v.booked.items():
         bundle = v.bundles[b]
@@ -60,7 +62,8 @@ def master_objective(inst: Instance, v: MasterVars):
         terms.append((VISIT + TRAVEL_MINUTE * travel) * visit)
     terms.extend(REVIEW_VISIT * rv for rv in v.review_visit.values())
     # Any booking at a (day, site) uses at least one clinician session there.
-    terms.extend(SESSION_USED * used for used in v.used.values())
+    if sessions:
+        terms.extend(SESSION_USED * used for used in v.used.values())
     for (b, k, (day, site)), x in v.x.items():
         bundle = v.bundles[b]
         step = bundle.steps[k]

@@ -13,6 +13,7 @@ from scheduler.bundles import Bundle
 from scheduler.domain import SolverSettings
 from scheduler.instance import Instance
 from scheduler.model import constraints
+from scheduler.model.floor import exact_standalone_floor
 from scheduler.model.objective import add_objective, standalone_floor
 from scheduler.model.variables import Option, add_complete_hint, build_variables
 
@@ -36,10 +37,11 @@ class SolveResult:
 
 
 class _Reporter(cp_model.CpSolverSolutionCallback):
-    def __init__(self, on_progress: Callable[[SolverProgress], None] | None):
+    def __init__(self, on_progress: Callable[[SolverProgress], None] | None, floor: int = 0):
         super().__init__()
         self._on_progress = on_progress
         self._start = time.monotonic()
+        self._floor = floor
         self.bound: float | None = None
         self.objective: float | None = None
 
@@ -48,7 +50,7 @@ class _Reporter(cp_model.CpSolverSolutionCallback):
         self._emit()
 
     def on_bound(self, bound: float) -> None:
-        self.bound = bound
+        self.bound = max(bound, self._floor)
         self._emit()
 
     def _emit(self) -> None:
@@ -67,8 +69,16 @@ def solve_master(
     hint: dict[tuple[int, int], Option] | None = None,
     on_progress: Callable[[SolverProgress], None] | None = None,
 ) -> SolveResult:
+    started = time.monotonic()
     model = cp_model.CpModel()
     v = build_variables(model, inst, bundles)
+    # Valid lower bounds that do not depend on the master's search (docs/optimiser.md); the
+    # time they take comes out of the master's time limit.
+    floor_started = time.monotonic()
+    floor = max(standalone_floor(inst, v), exact_standalone_floor(inst, bundles, settings.seed))
+    floor_seconds = time.monotonic() - floor_started
+    if on_progress:
+        on_progress(SolverProgress(time.monotonic() - started, None, floor))
     constraints.step_opens_visit(model, v)
     constraints.one_site_per_day(model, v)
     constraints.draw_before_review(model, inst, v)
@@ -81,13 +91,12 @@ def solve_master(
         add_complete_hint(model, v, hint)
 
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = settings.time_limit_seconds
+    solver.parameters.max_time_in_seconds = max(1.0, settings.time_limit_seconds - floor_seconds)
     solver.parameters.num_workers = settings.workers
     solver.parameters.random_seed = settings.seed
     solver.parameters.log_search_progress = settings.log
-    reporter = _Reporter(on_progress)
+    reporter = _Reporter(on_progress, floor)
     solver.best_bound_callback = reporter.on_bound
-    started = time.monotonic()
     status = solver.solve(model, reporter)
     wall = time.monotonic() - started
 
@@ -100,7 +109,7 @@ def solve_master(
     return SolveResult(
         status=solver.status_name(status),
         objective=round(solver.objective_value) if found else None,
-        best_bound=max(_floor(solver.best_objective_bound), standalone_floor(inst, v)),
+        best_bound=max(_floor(solver.best_objective_bound), floor),
         wall_seconds=wall,
         assignment=assignment,
     )
