@@ -65,6 +65,61 @@ class GreedyBooker:
             return
         self._place_split(bundle, draw, reviews)
 
+    def placements(self, bundle: Bundle):
+        """Every single-visit way to book the bundle now (with its draw trip when results must be
+        back first), as lists of visits; the improvement pass prices each."""
+        draw, reviews = bundle.draw, list(bundle.review_steps)
+        lagged = draw is not None and (not self.draw_in_visit or any(s.lag_working_days for s in reviews))
+        visit_steps = reviews if lagged or draw is None else [draw, *reviews]
+        for day, site in self._named_first(bundle, options(self.inst, bundle, visit_steps)):
+            found = self.fit(bundle, visit_steps, day, site)
+            if found is None:
+                continue
+            if not lagged:
+                yield [found]
+                continue
+            trip = self._draw_trip(bundle, draw, reviews, day)
+            if trip is not None:
+                yield [trip, found]
+
+    def two_visit_placements(self, bundle: Bundle, price):
+        """For each way to split the reviews between the draw's visit (A, maybe none) and a later
+        or other-day visit (B), the cheapest pair of visits that fit, by `price` of each visit.
+
+        Results-first reviews are always in B, at least the turnaround after the draw."""
+        draw, reviews = bundle.draw, list(bundle.review_steps)
+        ranks = self.inst.ranks
+        free = [s for s in reviews if not (s.needs_draw and s.lag_working_days)]
+        for size in range(len(free) + 1):
+            for first in combinations(free, size):
+                second = [s for s in reviews if s not in first]
+                head = ([draw] if draw is not None else []) + list(first)
+                if not head or not second:
+                    continue
+                ones = self._fits(bundle, head, price)
+                twos = self._fits(bundle, second, price)
+                lag = max((s.lag_working_days for s in second if s.needs_draw), default=0)
+                after_draw = draw is not None and any(s.needs_draw for s in second)
+                best = None
+                for p1, day1, v1 in ones:
+                    for p2, day2, v2 in twos:
+                        if day1 == day2 or (after_draw and (day2 < day1 or ranks[day2] < ranks[day1] + lag)):
+                            continue
+                        if best is None or p1 + p2 < best[0]:
+                            best = (p1 + p2, [v1, v2])
+                        break  # twos are sorted by price: the first compatible one is the best
+                if best:
+                    yield best[1]
+
+    def _fits(self, bundle: Bundle, steps: list[Step], price) -> list[tuple[int, int, list[Booking]]]:
+        found = []
+        for day, site in options(self.inst, bundle, steps):
+            visit = self.fit(bundle, steps, day, site)
+            if visit is not None:
+                found.append((price(visit), day, visit))
+        found.sort(key=lambda f: (f[0], f[1]))
+        return found
+
     def _named_first(self, bundle: Bundle, candidates: list[tuple[int, str]]) -> list[tuple[int, str]]:
         """Days the named clinician works there first, for patients who want continuity."""
         named = self.inst.named_clinician(bundle.patient_id)

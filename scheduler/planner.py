@@ -12,9 +12,9 @@ Stages:
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from scheduler.assemble import appointments_and_visits, booked_review_ids, unbooked_entries
 from scheduler.baselines import GreedyBooker, greedy_consolidate, old_way, priority_order
@@ -23,7 +23,7 @@ from scheduler.daybook import Booking, Daybook
 from scheduler.domain import Scenario, SolverSettings
 from scheduler.instance import Instance
 from scheduler.metrics import compare, compute_metrics
-from scheduler.model.objective import evaluate
+from scheduler.model.objective import SESSION_USED, VISIT, evaluate
 from scheduler.model.solve import SolverProgress, solve_master
 from scheduler.plan import Metrics, Plan, SolverStats
 from scheduler.reasons import unbooked_reasons
@@ -77,6 +77,82 @@ def guided_greedy(inst: Instance, bundles: list[Bundle], assignment: dict) -> Da
         chosen = [assignment.get((b, k)) for k, step in enumerate(bundle.steps) if step.reviews]
         booker.place(bundle, chosen[0] if chosen and len(set(chosen)) == 1 else None)
     return booker.book
+
+
+def rebuild(inst: Instance, bookings: list[Booking]) -> Daybook:
+    """A day book holding these bookings, one commit per visit, in a fixed order."""
+    book = Daybook(inst)
+    visits: dict[tuple[str, int], list[Booking]] = defaultdict(list)
+    for bk in bookings:
+        visits[(bk.bundle_id, bk.visit_key)].append(bk)
+    for key in sorted(visits):
+        book.commit(visits[key])
+    return book
+
+
+def improve(inst: Instance, bundles: list[Bundle], bookings: list[Booking], floors: list[int],
+            rounds: int = 2) -> list[Booking]:
+    """Take each bundle out and put it back in its cheapest single-visit placement, if cheaper.
+
+    Bundles furthest above their exact standalone floor go first; a bundle already at its floor
+    (sessions aside) cannot gain. The cost of a placement is the bundle's full objective plus the
+    sessions it opens, so the plan's objective never goes up. A fixed number of rounds and a
+    fixed order keep it deterministic.
+    """
+    book = rebuild(inst, bookings)
+    booker = GreedyBooker(inst, book)
+    sessions: Counter = Counter((c, bk.day, bk.site_id) for bk in book.bookings for c in bk.clinician_ids)
+
+    def cost(bundle: Bundle, visits: list[list[Booking]]) -> int:
+        flat = [replace(bk, visit_key=i) for i, visit in enumerate(visits) for bk in visit]
+        opened = {(c, bk.day, bk.site_id) for bk in flat for c in bk.clinician_ids if sessions[(c, bk.day, bk.site_id)] <= 0}
+        own = evaluate(inst, [bundle], flat)
+        return own.total - own.sessions + SESSION_USED * len(opened)
+
+    def visit_price(bundle: Bundle, visit: list[Booking]) -> int:
+        """One visit's own cost: its trip, travel, priority days, continuity, waiting, sessions."""
+        own = evaluate(inst, [bundle], visit)
+        return own.total - own.unbooked - own.sessions + SESSION_USED * sum(
+            sessions[(c, bk.day, bk.site_id)] <= 0 for bk in visit for c in bk.clinician_ids)
+
+    def mark(visits: list[list[Booking]], add: bool) -> None:
+        for visit in visits:
+            for bk in visit:
+                for c in bk.clinician_ids:
+                    sessions[(c, bk.day, bk.site_id)] += 1 if add else -1
+
+    for _ in range(rounds):
+        changed = False
+        excess = []
+        for b, bundle in enumerate(bundles):
+            mine = book.by_bundle.get(bundle.id, [])
+            own = evaluate(inst, [bundle], mine)
+            own = own.total - own.sessions
+            if own > floors[b]:
+                excess.append((floors[b] - own, bundle.id, b))
+        for _gain, _id, b in sorted(excess):
+            bundle = bundles[b]
+            current: dict[int, list[Booking]] = defaultdict(list)
+            for bk in book.by_bundle.get(bundle.id, []):
+                current[bk.visit_key].append(bk)
+            now = [current[k] for k in sorted(current)]
+            book.release_bundle(bundle.id)
+            mark(now, add=False)
+            best, best_cost = now, cost(bundle, now)
+            tries = list(booker.placements(bundle))
+            if best_cost - floors[b] >= VISIT:  # a trip could be saved: try two-visit splits too
+                tries += booker.two_visit_placements(bundle, lambda visit: visit_price(bundle, visit))
+            for placement in tries:
+                price = cost(bundle, placement)
+                if price < best_cost:
+                    best, best_cost = placement, price
+            for visit in best:
+                book.commit(visit)
+            mark(best, add=True)
+            changed = changed or best is not now
+        if not changed:
+            break
+    return book.bookings
 
 
 def hint_from(bundles: list[Bundle], bookings: list[Booking]) -> dict[tuple[int, int], tuple[int, str]]:
@@ -147,6 +223,10 @@ def make_plan(
             total = evaluate(inst, bundles, bookings).total
             if total < score:
                 chosen, method, score = bookings, label, total
+    if result.bundle_floors:
+        improved = improve(inst, bundles, chosen, result.bundle_floors)
+        if evaluate(inst, bundles, improved).total < evaluate(inst, bundles, chosen).total:
+            chosen, method = improved, method + ", then each bundle re-placed where cheaper"
     objective = evaluate(inst, bundles, chosen).total
     count_booked(chosen)
 

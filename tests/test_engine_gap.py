@@ -64,8 +64,29 @@ def test_exact_floor_prices_continuity_and_trips_together():
     inst = Instance(s)
     bundles = BundleBuilder(inst).bundles()
     simple = standalone_floor(inst, build_variables(cp_model.CpModel(), inst, bundles))
-    exact = exact_standalone_floor(inst, bundles)
+    exact, _each = exact_standalone_floor(inst, bundles)
     plan = solve_checked(s)
     assert simple < exact == plan.solver.best_bound <= plan.solver.objective
     # One visit on Monday with the GP and the nurse: the floor counts one session, the plan two.
     assert plan.solver.objective - plan.solver.best_bound == 5
+
+
+def test_improvement_pass_never_makes_the_plan_worse_and_stays_valid():
+    from scheduler.baselines import greedy_consolidate
+    from scheduler.model.floor import exact_standalone_floor
+    from scheduler.model.objective import evaluate
+    from scheduler.planner import improve
+
+    sessions = [session(c, d) for c in ("nurse", "hca", "gp") for d in WEEK]
+    people = [patient(f"N{i}", "diabetes", "frailty", first="2027-03-22", last="2027-03-25",
+                      named_clinician_id="gp") for i in range(3)]
+    people += [patient(f"F{i}", "asthma", "copd", "hypertension", named_clinician_id="nurse") for i in range(5)]
+    s = scenario(sessions, people)
+    inst = Instance(s)
+    bundles = BundleBuilder(inst).bundles()
+    greedy = greedy_consolidate(inst, bundles).bookings
+    _total, floors = exact_standalone_floor(inst, bundles)
+    better = improve(inst, bundles, greedy, floors)
+    assert evaluate(inst, bundles, better).total <= evaluate(inst, bundles, greedy).total
+    plan = solve_checked(s)
+    assert plan.solver.best_bound <= plan.solver.objective

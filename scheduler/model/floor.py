@@ -57,7 +57,8 @@ def nothing_booked(bundle: Bundle) -> int:
     return sum(UNBOOKED_REVIEW * (1 + bundle.priority) * s.reviews for s in bundle.steps)
 
 
-def exact_standalone_floor(inst: Instance, bundles: list[Bundle], seed: int = 0) -> int:
-    """Sum of the bundles' exact standalone floors, plus one session if anything is booked."""
-    total = sum(exact_bundle_floor(inst, bundle, seed) for bundle in bundles)
-    return min(total + SESSION_USED, sum(nothing_booked(b) for b in bundles))
+def exact_standalone_floor(inst: Instance, bundles: list[Bundle], seed: int = 0) -> tuple[int, list[int]]:
+    """Sum of the bundles' exact standalone floors, plus one session if anything is booked; and
+    each bundle's own floor (the improvement pass starts with the bundles furthest above it)."""
+    each = [exact_bundle_floor(inst, bundle, seed) for bundle in bundles]
+    return min(sum(each) + SESSION_USED, sum(nothing_booked(b) for b in bundles)), each

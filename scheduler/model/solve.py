@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
@@ -34,6 +34,7 @@ class SolveResult:
     best_bound: int
     wall_seconds: float
     assignment: dict[tuple[int, int], Option]  # (bundle index, step index) -> (day, site)
+    bundle_floors: list[int] = field(default_factory=list)  # each bundle's exact standalone floor
 
 
 class _Reporter(cp_model.CpSolverSolutionCallback):
@@ -75,7 +76,8 @@ def solve_master(
     # Valid lower bounds that do not depend on the master's search (docs/optimiser.md); the
     # time they take comes out of the master's time limit.
     floor_started = time.monotonic()
-    floor = max(standalone_floor(inst, v), exact_standalone_floor(inst, bundles, settings.seed))
+    exact, bundle_floors = exact_standalone_floor(inst, bundles, settings.seed)
+    floor = max(standalone_floor(inst, v), exact)
     floor_seconds = time.monotonic() - floor_started
     if on_progress:
         on_progress(SolverProgress(time.monotonic() - started, None, floor))
@@ -112,4 +114,5 @@ def solve_master(
         best_bound=max(_floor(solver.best_objective_bound), floor),
         wall_seconds=wall,
         assignment=assignment,
+        bundle_floors=bundle_floors,
     )
