@@ -28,7 +28,11 @@ def services(request: Request) -> Services:
 
 
 def db(request: Request) -> Iterator[Session]:
-    """A session whose work commits when the request succeeds and rolls back when it fails."""
+    """A session whose work commits when the route succeeds and rolls back when it fails.
+
+    Used with scope="function": the commit happens before the response is sent, so a client that
+    got a 201 can read what it wrote at once, and a failed commit is an error, not a lost write.
+    """
     with services(request).factory() as session, session.begin():
         yield session
 
@@ -36,8 +40,11 @@ def db(request: Request) -> Iterator[Session]:
 bearer = HTTPBearer(auto_error=False, description="An API key from `onevisit keys create`.")
 
 
+DB = Annotated[Session, Depends(db, scope="function")]
+
+
 def caller(
-    session: Annotated[Session, Depends(db)],
+    session: DB,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
     if credentials is None or credentials.scheme.lower() != "bearer":
@@ -53,6 +60,5 @@ def require(caller: Caller, action: str) -> None:
         raise ApiError(403, "forbidden", f"A {caller.role} key may not {action.replace('_', ' ')}; use a manager key.")
 
 
-DB = Annotated[Session, Depends(db)]
 CallerDep = Annotated[Caller, Depends(caller)]
 ServicesDep = Annotated[Services, Depends(services)]

@@ -101,7 +101,7 @@ class ScenarioVersion(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     scenario_id: Mapped[str] = mapped_column(ForeignKey("scenarios.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)
-    content: Mapped[dict] = mapped_column(JSON)  # the validated scenario, CSV rows merged in
+    content: Mapped[dict] = mapped_column(JSON, deferred=True)  # validated, CSV rows merged in
     source: Mapped[str] = mapped_column(String(200), default="")
     patients: Mapped[int] = mapped_column(Integer, default=0)
     reviews: Mapped[int] = mapped_column(Integer, default=0)
@@ -147,7 +147,7 @@ class PlanRecord(Base):
     scenario_version_id: Mapped[str] = mapped_column(ForeignKey("scenario_versions.id"))
     number: Mapped[int] = mapped_column(Integer)  # plan version within the scenario: 1, 2, ...
     job_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    document: Mapped[dict] = mapped_column(JSON)  # the plan exactly as docs/plan-format.md
+    document: Mapped[dict] = mapped_column(JSON, deferred=True)  # as in docs/plan-format.md
     objective: Mapped[int] = mapped_column(Integer)
     best_bound: Mapped[int] = mapped_column(Integer)
     gap: Mapped[float] = mapped_column(Float)

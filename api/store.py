@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -62,8 +67,29 @@ def scenario_version(session: Session, record: ScenarioRecord, number: int | Non
     return version
 
 
+# Scenario versions and finished plans never change, so their parsed forms are cached by id:
+# calendar and plan reads then skip re-validating a whole scenario on every request.
+_parsed: OrderedDict[tuple[str, str], Any] = OrderedDict()
+_PARSED_KEEP = 64
+_parsed_lock = threading.Lock()
+
+
+def cached(kind: str, key: str, parse: Callable[[], Any]) -> Any:
+    """The value for (kind, key), computed once; only for things that never change."""
+    with _parsed_lock:
+        if (kind, key) in _parsed:
+            _parsed.move_to_end((kind, key))
+            return _parsed[(kind, key)]
+    value = parse()
+    with _parsed_lock:
+        _parsed[(kind, key)] = value
+        while len(_parsed) > _PARSED_KEEP:
+            _parsed.popitem(last=False)
+    return value
+
+
 def scenario_of(version: ScenarioVersion) -> Scenario:
-    return Scenario.model_validate(version.content)
+    return cached("scenario", version.id, lambda: Scenario.model_validate(version.content))
 
 
 def plan_record(session: Session, organisation_id: str, plan_id: str) -> PlanRecord:
@@ -74,7 +100,7 @@ def plan_record(session: Session, organisation_id: str, plan_id: str) -> PlanRec
 
 
 def plan_of(record: PlanRecord) -> Plan:
-    return Plan.model_validate(record.document)
+    return cached("plan", record.id, lambda: Plan.model_validate(record.document))
 
 
 def add_plan(session: Session, version: ScenarioVersion, organisation_id: str, plan: Plan,

@@ -329,3 +329,43 @@ def test_failed_solve_leaves_no_plan_and_says_why(database_url):
             assert session.scalar(select(func.count()).select_from(PlanRecord)) == 0
             assert session.scalar(select(func.count()).select_from(AppointmentRecord)) == 0
         engine.dispose()
+
+
+def test_a_real_server_serves_what_it_just_wrote(tmp_path):
+    """Over real loopback HTTP (uvicorn): a 201 means committed, so an immediate read finds it."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    key = make_keys(url)["manager"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--database-url", url],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth(key), timeout=30) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.2)
+            body = tutorial()
+            for _ in range(15):
+                created = client.post("/v1/scenarios", json=body)
+                assert created.status_code == 201
+                assert client.get(f"/v1/scenarios/{created.json()['id']}").status_code == 200
+                job = client.post(f"/v1/scenarios/{created.json()['id']}/plans", json={})
+                assert job.status_code == 202
+                assert client.post(f"/v1/jobs/{job.json()['id']}/cancel").status_code in (200, 409)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -20,7 +20,7 @@ from api.deps import DB, CallerDep, ServicesDep, require
 from api.errors import ERROR_RESPONSES, ApiError, not_found
 from api.models import CalendarEvent, CalendarToken, PlanRecord, Publication, ScenarioRecord, ScenarioVersion, utcnow
 from api.publish import download_address, identity, invite_file, new_token, publish
-from api.store import plan_of, plan_record, scenario_of, scenario_record
+from api.store import cached, plan_of, plan_record, scenario_of, scenario_record
 
 router = APIRouter(prefix="/v1", tags=["calendar"], responses=ERROR_RESPONSES)
 ICS = "text/calendar; charset=utf-8"
@@ -241,10 +241,18 @@ def _empty_solver() -> dict:
 @router.get("/calendar/clinician/{token}.ics", response_class=Response, responses=ICS_RESPONSE,
             summary="A clinician's feed of the published plan (booking references only)")
 def clinician_calendar(token: str, session: DB) -> Response:
-    return _ics(_feed(session, _token(session, "clinician", token), clinician_feed))
+    return _ics(_cached_feed(session, _token(session, "clinician", token), clinician_feed))
 
 
 @router.get("/calendar/room/{token}.ics", response_class=Response, responses=ICS_RESPONSE,
             summary="A room's feed of the published plan (booking references only)")
 def room_calendar(token: str, session: DB) -> Response:
-    return _ics(_feed(session, _token(session, "room", token), room_feed))
+    return _ics(_cached_feed(session, _token(session, "room", token), room_feed))
+
+
+def _cached_feed(session: DB, token: CalendarToken, render) -> bytes:  # noqa: ANN001
+    """A feed changes only when another plan is published, so it is rendered once per plan."""
+    published = session.get(ScenarioRecord, token.scenario_id).published_plan_id
+    if published is None:
+        return _feed(session, token, render)
+    return cached("feed", f"{published}/{token.kind}/{token.subject_id}", lambda: _feed(session, token, render))

@@ -24,13 +24,13 @@ LONDON = pendulum.timezone("Europe/London")
 
 
 def plan_out(session: DB, record: PlanRecord) -> PlanOut:
-    doc = record.document
+    plan = plan_of(record)
     version = session.get(ScenarioVersion, record.scenario_version_id)
     return PlanOut(
         id=record.id, scenario_id=record.scenario_id, scenario_version=version.version, number=record.number,
         job_id=record.job_id, created_at=record.created_at, published_at=record.published_at,
-        scenario_name=doc["scenario_name"], metrics=doc["metrics"], baselines=doc.get("baselines", {}),
-        comparison=doc.get("comparison"), solver=doc["solver"], unbooked_count=len(doc["unbooked"]),
+        scenario_name=plan.scenario_name, metrics=plan.metrics, baselines=plan.baselines,
+        comparison=plan.comparison, solver=plan.solver, unbooked_count=len(plan.unbooked),
     )
 
 
@@ -95,7 +95,7 @@ def list_appointments(
 
 @router.get("/plans/{plan_id}/unbooked", response_model=UnbookedList, summary="Reviews not booked, with reasons")
 def list_unbooked(plan_id: str, session: DB, caller: CallerDep) -> UnbookedList:
-    return UnbookedList(items=plan_record(session, caller.organisation_id, plan_id).document["unbooked"])
+    return UnbookedList(items=plan_of(plan_record(session, caller.organisation_id, plan_id)).unbooked)
 
 
 @router.get("/plans/{plan_id}/clinician-lists.csv", response_class=Response,
