@@ -87,7 +87,7 @@ def _session_for(database_url: str | None):
     return make_engine(url)
 
 
-def _plan_record(session, plan_id: str | None):  # noqa: ANN001, ANN202
+def _plan_record(session, plan_id: str | None):
     query = select(PlanRecord).order_by(PlanRecord.created_at.desc())
     record = session.scalar(query.where(PlanRecord.id == plan_id) if plan_id else query)
     if record is None:

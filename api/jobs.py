@@ -85,7 +85,7 @@ def run_job(job_id: str, database_url: str) -> None:
             job.reviews_booked = plan.metrics.reviews_booked
             job.patients_booked = plan.metrics.patients_fully_booked
             job.finished_at = job.updated_at = utcnow()
-    except Exception as exc:  # noqa: BLE001 - any failure is reported on the job, never lost
+    except Exception as exc:
         log.exception("job %s failed", job_id)
         _finish(factory, job_id, "failed", "solve_failed", f"{type(exc).__name__}: {exc}")
     finally:
@@ -130,7 +130,7 @@ class Dispatcher:
         while not self._stop.is_set():
             try:
                 self.tick()
-            except Exception:  # noqa: BLE001 - a database hiccup must not kill the dispatcher
+            except Exception:
                 log.exception("dispatcher tick failed")
             self._stop.wait(self.poll_seconds)
 

@@ -27,7 +27,15 @@ from api.calendar import (
     patient_request,
 )
 from api.errors import ApiError
-from api.models import CalendarEvent, CalendarToken, PlanRecord, Publication, ScenarioRecord, ScenarioVersion, utcnow
+from api.models import (
+    CalendarEvent,
+    CalendarToken,
+    PlanRecord,
+    Publication,
+    ScenarioRecord,
+    ScenarioVersion,
+    utcnow,
+)
 from api.store import plan_of, scenario_of
 from scheduler.domain import Scenario
 from scheduler.plan import Plan, Visit

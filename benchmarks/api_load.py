@@ -25,7 +25,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scheduler.scenario_io import load_scenario  # noqa: E402
+from scheduler.scenario_io import load_scenario
 
 
 def free_port() -> int:

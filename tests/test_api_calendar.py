@@ -69,7 +69,7 @@ def test_publish_update_and_cancel_keep_uids_and_raise_sequence(database_url):
         assert sum(counts.values()) == len(changes)
 
         for change in changes:
-            patient, uid, sequence, start = before.get(change["reference"], (None, None, None, None))
+            _patient, uid, sequence, start = before.get(change["reference"], (None, None, None, None))
             response = client.get(_path(change["invite_url"]))
             (event,) = _events(response.content)
             method = str(icalendar.Calendar.from_ical(response.content)["METHOD"])

@@ -18,7 +18,15 @@ from sqlalchemy import select
 from api.calendar import clinician_feed, invite_email, room_feed
 from api.deps import DB, CallerDep, ServicesDep, require
 from api.errors import ERROR_RESPONSES, ApiError, not_found
-from api.models import CalendarEvent, CalendarToken, PlanRecord, Publication, ScenarioRecord, ScenarioVersion, utcnow
+from api.models import (
+    CalendarEvent,
+    CalendarToken,
+    PlanRecord,
+    Publication,
+    ScenarioRecord,
+    ScenarioVersion,
+    utcnow,
+)
 from api.publish import download_address, identity, invite_file, new_token, publish
 from api.store import cached, plan_of, plan_record, scenario_of, scenario_record
 
@@ -195,7 +203,7 @@ def patient_invite(token: str, session: DB, services: ServicesDep) -> Response:
     return _ics(invite_file(session, event, organiser, download_address(event.reference, organiser)))
 
 
-def _feed(session: DB, token: CalendarToken, render) -> bytes:  # noqa: ANN001
+def _feed(session: DB, token: CalendarToken, render) -> bytes:
     record = session.get(ScenarioRecord, token.scenario_id)
     published = session.get(PlanRecord, record.published_plan_id) if record.published_plan_id else None
     version = session.get(ScenarioVersion, published.scenario_version_id) if published else session.scalar(
@@ -219,7 +227,7 @@ def _feed(session: DB, token: CalendarToken, render) -> bytes:  # noqa: ANN001
     return render(scenario, plan, token.subject_id, identities, calendar_name=name)
 
 
-def _feed_name(scenario, token: CalendarToken) -> str:  # noqa: ANN001
+def _feed_name(scenario, token: CalendarToken) -> str:
     if token.kind == "room":
         room = next(r for r in scenario.rooms if r.id == token.subject_id)
         return f"OneVisit room {room.name or room.id}"
@@ -250,7 +258,7 @@ def room_calendar(token: str, session: DB) -> Response:
     return _ics(_cached_feed(session, _token(session, "room", token), room_feed))
 
 
-def _cached_feed(session: DB, token: CalendarToken, render) -> bytes:  # noqa: ANN001
+def _cached_feed(session: DB, token: CalendarToken, render) -> bytes:
     """A feed changes only when another plan is published, so it is rendered once per plan."""
     published = session.get(ScenarioRecord, token.scenario_id).published_plan_id
     if published is None:

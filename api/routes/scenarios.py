@@ -11,10 +11,23 @@ from api.deps import DB, CallerDep
 from api.errors import ERROR_RESPONSES, ApiError, problem_dict, scenario_error
 from api.models import Job, ScenarioRecord, ScenarioVersion
 from api.routes.jobs import job_out
-from api.schemas import JobOut, PlanRequest, ScenarioList, ScenarioOut, ScenarioVersionOut, ValidationReport
+from api.schemas import (
+    JobOut,
+    PlanRequest,
+    ScenarioList,
+    ScenarioOut,
+    ScenarioVersionOut,
+    ValidationReport,
+)
 from api.store import add_scenario, add_version, scenario_record, scenario_version
 from scheduler.domain import Scenario, SolverSettings
-from scheduler.scenario_io import Problem, ScenarioError, decode_text, scenario_from_dict, scenario_from_text
+from scheduler.scenario_io import (
+    Problem,
+    ScenarioError,
+    decode_text,
+    scenario_from_dict,
+    scenario_from_text,
+)
 
 router = APIRouter(prefix="/v1", tags=["scenarios"], responses=ERROR_RESPONSES)
 
