@@ -29,10 +29,22 @@ from scheduler.model.objective import SESSION_USED, UNBOOKED_REVIEW, master_obje
 from scheduler.model.variables import build_variables
 
 DETERMINISTIC_LIMIT = 0.5  # CP-SAT's deterministic time per bundle: the same figure in any process
+SCALE = 100  # the session shares are fractions; the objective is scaled so they stay (rounded down) integers
 
 
-def exact_bundle_floor(inst: Instance, bundle: Bundle, seed: int = 0) -> int:
-    """Proven lower bound on the bundle's own objective terms (sessions excluded)."""
+def session_share(inst: Instance, step, part, option) -> float:
+    """Sessions a step's part uses up, at least: its slots over the longest session any eligible
+    clinician has at that (day, site). Each session holds at most its rostered slots, so a
+    plan's sessions are at least the sum of these shares over its bookings."""
+    day, site = option
+    longest = max((inst.rostered_slots(c, day, site) for c in part if c in inst.on_shift.get(option, ())),
+                  default=0)
+    return SESSION_USED * step.slots / longest if longest else 0.0
+
+
+def exact_bundle_floor(inst: Instance, bundle: Bundle, seed: int = 0) -> tuple[int, int]:
+    """Proven lower bound on the bundle's own objective terms plus its session shares, times
+    SCALE; and the largest session share it could carry, times SCALE."""
     model = cp_model.CpModel()
     v = build_variables(model, inst, [bundle])
     constraints.step_opens_visit(model, v)
@@ -40,7 +52,16 @@ def exact_bundle_floor(inst: Instance, bundle: Bundle, seed: int = 0) -> int:
     constraints.draw_before_review(model, inst, v)
     constraints.draw_trip_is_a_trip(model, v)
     constraints.visit_fits_length(model, inst, v)
-    model.minimize(master_objective(inst, v, sessions=False))
+    shares, most = [], 0
+    for k, step in enumerate(bundle.steps):
+        step_most = 0
+        for option in v.options[(0, k)]:
+            share = sum(math.floor(SCALE * session_share(inst, step, part, option)) for part in step.parts)
+            step_most = max(step_most, share)
+            if share:
+                shares.append(share * v.x[(0, k, option)])
+        most += step_most
+    model.minimize(SCALE * master_objective(inst, v, sessions=False) + sum(shares))
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = seed
@@ -48,9 +69,9 @@ def exact_bundle_floor(inst: Instance, bundle: Bundle, seed: int = 0) -> int:
     solver.parameters.cp_model_presolve = False  # tiny models: presolve costs more than it saves
     status = solver.solve(model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return 0
+        return 0, most
     bound = solver.best_objective_bound
-    return math.floor(bound + 1e-6) if math.isfinite(bound) else 0
+    return (math.floor(bound + 1e-6) if math.isfinite(bound) else 0), most
 
 
 def nothing_booked(bundle: Bundle) -> int:
@@ -58,7 +79,15 @@ def nothing_booked(bundle: Bundle) -> int:
 
 
 def exact_standalone_floor(inst: Instance, bundles: list[Bundle], seed: int = 0) -> tuple[int, list[int]]:
-    """Sum of the bundles' exact standalone floors, plus one session if anything is booked; and
-    each bundle's own floor (the improvement pass starts with the bundles furthest above it)."""
+    """The exact standalone floor of all bundles, and each bundle's own (the improvement pass
+    starts with the bundles furthest above theirs).
+
+    Two valid figures, the larger kept: the bundles' floors with their session shares (every
+    session term accounted for by shares), and the floors without shares plus one session when
+    anything is booked (better when the shares add up to less than one session).
+    """
     each = [exact_bundle_floor(inst, bundle, seed) for bundle in bundles]
-    return min(sum(each) + SESSION_USED, sum(nothing_booked(b) for b in bundles)), each
+    with_shares = sum(scaled for scaled, _most in each) // SCALE
+    without = sum(scaled - most for scaled, most in each) // SCALE
+    one_session = min(without + SESSION_USED, sum(nothing_booked(b) for b in bundles))
+    return max(with_shares, one_session), [scaled // SCALE for scaled, _most in each]
