@@ -91,7 +91,7 @@ def rebuild(inst: Instance, bookings: list[Booking]) -> Daybook:
 
 
 def improve(inst: Instance, bundles: list[Bundle], bookings: list[Booking], floors: list[int],
-            rounds: int = 2) -> list[Booking]:
+            rounds: int = 4) -> list[Booking]:
     """Take each bundle out and put it back in its cheapest single-visit placement, if cheaper.
 
     Bundles furthest above their exact standalone floor go first; a bundle already at its floor
@@ -210,23 +210,26 @@ def make_plan(
 
     result = solve_master(inst, bundles, settings, hint_from(bundles, greedy), on_solver)
     report("timetabling", result.objective, result.best_bound)
-    chosen, method = greedy, "greedy consolidator (CP-SAT found nothing better)"
+    candidates = [(greedy, "greedy consolidator")]
     if result.assignment:
-        candidates = [
+        candidates += [
             (schedule_days(inst, bundles, result.assignment).bookings,
              "CP-SAT master over (day, site) + exact day timetabling"),
             (guided_greedy(inst, bundles, result.assignment).bookings,
              "CP-SAT master over (day, site) + greedy guided by it"),
         ]
-        score = greedy_score
-        for bookings, label in candidates:
-            total = evaluate(inst, bundles, bookings).total
+    # Each candidate is improved (bundles re-placed where cheaper) and the best kept: the
+    # candidates start from different places, and the pass ends in different local optima.
+    chosen, method, score = greedy, "greedy consolidator (CP-SAT found nothing better)", greedy_score
+    for bookings, label in candidates:
+        total = evaluate(inst, bundles, bookings).total
+        if total < score:
+            chosen, method, score = bookings, label, total
+        if result.bundle_floors:
+            improved = improve(inst, bundles, bookings, result.bundle_floors)
+            total = evaluate(inst, bundles, improved).total
             if total < score:
-                chosen, method, score = bookings, label, total
-    if result.bundle_floors:
-        improved = improve(inst, bundles, chosen, result.bundle_floors)
-        if evaluate(inst, bundles, improved).total < evaluate(inst, bundles, chosen).total:
-            chosen, method = improved, method + ", then each bundle re-placed where cheaper"
+                chosen, method, score = improved, label + ", then each bundle re-placed where cheaper", total
     objective = evaluate(inst, bundles, chosen).total
     count_booked(chosen)
 
