@@ -29,6 +29,7 @@ from api.models import (
 )
 from api.publish import download_address, identity, invite_file, new_token, publish
 from api.store import cached, plan_of, plan_record, scenario_of, scenario_record
+from scheduler.plan import Metrics, Plan, SolverStats
 
 router = APIRouter(prefix="/v1", tags=["calendar"], responses=ERROR_RESPONSES)
 ICS = "text/calendar; charset=utf-8"
@@ -210,11 +211,8 @@ def _feed(session: DB, token: CalendarToken, render) -> bytes:
         select(ScenarioVersion).where(ScenarioVersion.scenario_id == record.id,
                                       ScenarioVersion.version == record.latest_version))
     scenario = scenario_of(version)
-    if published is None:
-        from scheduler.plan import Plan  # an empty, valid feed until a plan is published
-        plan = Plan.model_validate({"scenario_name": scenario.name, "appointments": [], "visits": [],
-                                    "unbooked": [], "metrics": _empty_metrics(), "solver": _empty_solver()})
-        identities = {}
+    if published is None:  # an empty, valid feed until a plan is published
+        plan, identities = _nothing_published(scenario.name), {}
     else:
         plan = plan_of(published)
         events = session.scalars(select(CalendarEvent).where(CalendarEvent.plan_id == published.id,
@@ -234,16 +232,11 @@ def _feed_name(scenario, token: CalendarToken) -> str:
     return "OneVisit clinic list"  # no clinician name: feeds leave the NHS boundary
 
 
-def _empty_metrics() -> dict:
-    return {k: 0 for k in ("patients", "patients_fully_booked", "reviews", "reviews_booked", "appointments",
-                           "visits", "blood_draws", "draw_trips", "visits_per_patient", "single_visit_share",
-                           "continuity_rate", "patient_hours", "patient_wait_minutes", "clinician_minutes",
-                           "clinician_utilisation", "room_utilisation")}
-
-
-def _empty_solver() -> dict:
-    return {"status": "NONE", "method": "none", "objective": 0, "best_bound": 0, "gap": 0.0, "wall_seconds": 0.0,
-            "time_limit_seconds": 1.0, "workers": 1, "seed": 0}
+def _nothing_published(name: str) -> Plan:
+    return Plan(scenario_name=name, appointments=[], visits=[], unbooked=[],
+                metrics=Metrics(**dict.fromkeys(Metrics.model_fields, 0)),
+                solver=SolverStats(status="NONE", method="nothing published yet", objective=0, best_bound=0,
+                                   gap=0.0, wall_seconds=0.0, time_limit_seconds=1.0, workers=1, seed=0))
 
 
 @router.get("/calendar/clinician/{token}.ics", response_class=Response, responses=ICS_RESPONSE,
