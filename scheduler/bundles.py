@@ -136,10 +136,21 @@ class BundleBuilder:
 
     def _bundle(self, patient: Patient, bundle_id: str, dues, separate: bool) -> Bundle:
         inst, factor = self.inst, patient.needs.extra_time_factor
-        blocks = self._group(patient, dues)
         carer = 1 if patient.needs.carer_attending else 0
         access = {"wheelchair_access"} if patient.needs.wheelchair else set()
-        steps = [self._review_step(patient, f"r{i}", block, carer, access) for i, block in enumerate(blocks)]
+        forbidden: set[frozenset[str]] = set()
+        while True:
+            blocks, chosen = self._group(patient, dues, forbidden)
+            steps = [self._review_step(patient, f"r{i}", block, carer, access) for i, block in enumerate(blocks)]
+            stuck = {frozenset(s.review_ids) for s in steps
+                     if s.reviews > 1 and not self._could_happen(patient, bundle_id, s, dues)}
+            if not stuck:
+                break
+            forbidden |= stuck  # a sitting that can happen nowhere: split it, so its parts may
+            cache = inst.cache.get("static_options", {})
+            for key in [k for k in cache if k[0] == bundle_id]:
+                del cache[key]  # step keys now name other sittings
+        self._add_demand(chosen)
         if patient.joint_consultation and len(steps) > 1:
             joint = self._joint_step(patient, blocks, steps, carer, access)
             if joint is not None:
@@ -241,7 +252,38 @@ class BundleBuilder:
         probe = Bundle("joint-probe", patient.id, False, patient.priority, (joint,))
         return joint if empty_book(inst).possible_options(probe, joint) else None
 
-    def _group(self, patient: Patient, dues) -> list[list]:
+    def _could_happen(self, patient: Patient, bundle_id: str, step: Step, dues) -> bool:
+        """The sitting has a (day, site) on an empty roster, after the results turnaround when it
+        needs results back. A combined sitting can be impossible where its reviews apart are not
+        (too long for any session that day, or only the days after the draw are left)."""
+        from scheduler.daybook import empty_book, static_options  # the day book imports this module
+
+        book = empty_book(self.inst)
+        # Cached under the bundle's own id and the step's key, as the master will ask again.
+        days = {day for day, _site in static_options(self.inst, Bundle(bundle_id, patient.id, False, 0, (step,)), step)}
+        if not (days and step.needs_draw and step.lag_working_days):
+            return bool(days)
+        markers = sorted({m for _, d in dues for m in self.inst.review_types[d.review_type_id].blood_marker_ids})
+        draw = Step(key="draw", kind="blood_draw", review_ids=(), review_type_ids=(), marker_ids=tuple(markers),
+                    slots=self.inst.slots_up(self.rules.blood_draw_minutes * patient.needs.extra_time_factor),
+                    parts=(tuple(c.id for c in self.inst.scenario.clinicians if c.takes_bloods),),
+                    capabilities=frozenset({"phlebotomy"} | ({"wheelchair_access"} if patient.needs.wheelchair else set())),
+                    people=2 + (1 if patient.needs.carer_attending else 0), first_day=0,
+                    last_day=len(self.inst.days) - 1,
+                    fasting=any(self.inst.markers[m].fasting for m in markers))
+        draws = book.possible_options(Bundle(f"{bundle_id}#probe", patient.id, False, patient.priority, (draw,)), draw)
+        if not draws:
+            return False
+        earliest = min(self.inst.ranks[day] for day, _site in draws) + step.lag_working_days
+        return any(self.inst.ranks[day] >= earliest for day in days)
+
+    def _add_demand(self, chosen) -> None:
+        for _cost, minutes, who in chosen:
+            supply = sum(self.supply.get(c, 0) for c in who)
+            for c in who:
+                self.demand[c] += minutes * self.supply.get(c, 0) / supply if supply else 0
+
+    def _group(self, patient: Patient, dues, forbidden=frozenset()) -> tuple[list[list], list]:
         """Sittings that keep clinicians evenly loaded, then fewest sittings, then continuity.
 
         A GP may do almost every review, so "fewest sittings" alone would give the GP everything
@@ -251,11 +293,19 @@ class BundleBuilder:
         inst = self.inst
         named = inst.named_clinician(patient.id)
 
+        memo: dict[frozenset, tuple | None] = {}
+
         def block_cost(block) -> tuple[float, int, tuple[str, ...]] | None:
+            key = frozenset(r for r, _ in block)  # a block's cost does not depend on its order
+            if key not in memo:
+                memo[key] = price(block)
+            return memo[key]
+
+        def price(block) -> tuple[float, int, tuple[str, ...]] | None:
             types = [inst.review_types[d.review_type_id] for _, d in block]
             first, last = self._window(block)
             who = self.eligible(patient, types, first, last) if first <= last else ()
-            if not who and len(block) > 1:
+            if len(block) > 1 and (not who or frozenset(r for r, _ in block) in forbidden):
                 return None
             factor = patient.needs.extra_time_factor
             minutes = combined_minutes(types, self.minutes_of) * factor
@@ -281,11 +331,7 @@ class BundleBuilder:
             total = sum(c[0] for c in costs) + SITTING_MINUTES * (len(partition) - 1)
             if best_cost is None or total < best_cost - 1e-9:
                 best, best_cost, best_blocks = partition, total, costs
-        for _cost, minutes, who in best_blocks:
-            supply = sum(self.supply.get(c, 0) for c in who)
-            for c in who:
-                self.demand[c] += minutes * self.supply.get(c, 0) / supply if supply else 0
-        return best
+        return best, best_blocks
 
     @staticmethod
     def _group_greedy(dues, block_cost) -> list[list]:

@@ -108,3 +108,15 @@ def test_session_shares_prove_more_than_one_session():
     inst = Instance(s)
     floor, _each = exact_standalone_floor(inst, BundleBuilder(inst).bundles())
     assert floor == 6 * per_patient + 7
+
+
+def test_a_combined_sitting_that_fits_no_session_is_split_so_both_reviews_are_booked():
+    # Asthma (15 min) and COPD (20 min) with the nurse would be one 35-minute sitting, but the
+    # nurse's sessions are half an hour: combined they fit nowhere, apart they fit.
+    sessions = [session("nurse", d, "09:00", "09:30") for d in WEEK[:2]]
+    s = scenario(sessions, [patient("P1", "asthma", "copd")])
+    inst = Instance(s)
+    [bundle] = BundleBuilder(inst).bundles()
+    assert sorted(step.review_type_ids for step in bundle.review_steps) == [("asthma",), ("copd",)]
+    plan = solve_checked(s)
+    assert not plan.unbooked and plan.metrics.reviews_booked == 2
