@@ -65,13 +65,16 @@ class GreedyBooker:
             return
         self._place_split(bundle, draw, reviews)
 
-    def placements(self, bundle: Bundle):
+    def placements(self, bundle: Bundle, at: tuple[int, str] | None = None):
         """Every single-visit way to book the bundle now (with its draw trip when results must be
-        back first), as lists of visits; the improvement pass prices each."""
+        back first), as lists of visits; the improvement pass prices each. `at`: only there."""
         draw, reviews = bundle.draw, list(bundle.review_steps)
         lagged = draw is not None and (not self.draw_in_visit or any(s.lag_working_days for s in reviews))
         visit_steps = reviews if lagged or draw is None else [draw, *reviews]
-        for day, site in self._named_first(bundle, options(self.inst, bundle, visit_steps)):
+        candidates = self._named_first(bundle, options(self.inst, bundle, visit_steps))
+        if at is not None:
+            candidates = [at] if at in candidates else []
+        for day, site in candidates:
             found = self.fit(bundle, visit_steps, day, site)
             if found is None:
                 continue

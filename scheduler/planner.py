@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from scheduler.assemble import appointments_and_visits, booked_review_ids, unbooked_entries
 from scheduler.baselines import GreedyBooker, greedy_consolidate, old_way, priority_order
 from scheduler.bundles import Bundle, BundleBuilder
-from scheduler.daybook import Booking, Daybook
+from scheduler.daybook import Booking, Daybook, empty_book
 from scheduler.domain import Scenario, SolverSettings
 from scheduler.instance import Instance
 from scheduler.metrics import compare, compute_metrics
@@ -90,6 +90,11 @@ def rebuild(inst: Instance, bookings: list[Booking]) -> Daybook:
     return book
 
 
+EJECTION_TARGETS = 60  # bundles a trip above their floor tried, furthest first
+EJECTION_PLACES = 3  # their cheapest single visits on an empty roster
+EJECTION_BLOCKERS = 8  # bundles in the way tried at each
+
+
 def improve(inst: Instance, bundles: list[Bundle], bookings: list[Booking], floors: list[int],
             rounds: int = 4) -> list[Booking]:
     """Take each bundle out and put it back in its cheapest single-visit placement, if cheaper.
@@ -152,6 +157,69 @@ def improve(inst: Instance, bundles: list[Bundle], bookings: list[Booking], floo
             changed = changed or best is not now
         if not changed:
             break
+
+    # Ejection: a bundle still a trip above its floor is put in a single visit where it fits on
+    # an empty roster, after taking out one bundle in its way, which is then put back wherever
+    # is cheapest; kept only when the two together (and the sessions) cost less.
+    def visits_of(bundle: Bundle) -> list[list[Booking]]:
+        current: dict[int, list[Booking]] = defaultdict(list)
+        for bk in book.by_bundle.get(bundle.id, []):
+            current[bk.visit_key].append(bk)
+        return [current[k] for k in sorted(current)]
+
+    def own_cost(bundle: Bundle) -> int:
+        own = evaluate(inst, [bundle], book.by_bundle.get(bundle.id, []))
+        return own.total - own.sessions
+
+    def take(bundle: Bundle) -> list[list[Booking]]:
+        visits = visits_of(bundle)
+        book.release_bundle(bundle.id)
+        mark(visits, add=False)
+        return visits
+
+    def put(visits: list[list[Booking]]) -> None:
+        for visit in visits:
+            book.commit(visit)
+        mark(visits, add=True)
+
+    def sessions_open() -> int:
+        return sum(1 for count in sessions.values() if count > 0)
+
+    empty = GreedyBooker(inst, empty_book(inst))
+    index = {bundle.id: b for b, bundle in enumerate(bundles)}
+    stuck = sorted((floors[b] - own_cost(bundle), bundle.id, b) for b, bundle in enumerate(bundles)
+                   if own_cost(bundle) - floors[b] >= VISIT)
+    for _gain, _id, t in stuck[:EJECTION_TARGETS]:
+        target = bundles[t]
+        wanted = sorted(empty.placements(target), key=lambda p: (cost(target, p), p[-1][0].day, p[-1][0].site_id))
+        done = False
+        for placement in wanted[:EJECTION_PLACES]:
+            day, site = placement[-1][0].day, placement[-1][0].site_id
+            needed = {c for bk in placement[-1] for part in bk.step.parts for c in part}
+            blockers = sorted({index[bk.bundle_id] for bk in book.bookings
+                               if bk.day == day and bk.site_id == site and bk.bundle_id != target.id
+                               and needed & set(bk.clinician_ids)})[:EJECTION_BLOCKERS]
+            for b in blockers:
+                other = bundles[b]
+                before = own_cost(target) + own_cost(other) + SESSION_USED * sessions_open()
+                target_was, other_was = take(target), take(other)
+                fits = next(iter(booker.placements(target, at=(day, site))), None)
+                if fits is not None:
+                    put(fits)
+                    tries = list(booker.placements(other))
+                    tries += booker.two_visit_placements(other, lambda visit: visit_price(other, visit))
+                    again = min(tries, key=lambda p: cost(other, p), default=None)
+                    if again is not None:
+                        put(again)
+                        if own_cost(target) + own_cost(other) + SESSION_USED * sessions_open() < before:
+                            done = True
+                            break
+                        take(other)
+                    take(target)
+                put(other_was)
+                put(target_was)
+            if done:
+                break
     return book.bookings
 
 
