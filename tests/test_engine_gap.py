@@ -120,3 +120,22 @@ def test_a_combined_sitting_that_fits_no_session_is_split_so_both_reviews_are_bo
     assert sorted(step.review_type_ids for step in bundle.review_steps) == [("asthma",), ("copd",)]
     plan = solve_checked(s)
     assert not plan.unbooked and plan.metrics.reviews_booked == 2
+
+
+def test_a_visit_fits_in_one_stretch_of_the_patients_free_time():
+    # The patient works 9 to 5: an hour free before and after. Frailty (GP, 30 min) and asthma +
+    # COPD (nurse, 35 min) take 65 minutes, more than either hour, so two trips are needed;
+    # counting the two hours together would let the bound assume one.
+    from scheduler.model import objective as w
+    from scheduler.model.constraints import visit_room
+
+    sessions = [session(c, d, "08:00", "18:00") for c in ("gp", "nurse") for d in WEEK[:2]]
+    working = patient("P1", "frailty", "asthma", "copd",
+                      unavailable=[{"weekdays": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}])
+    s = scenario(sessions, [working])
+    inst = Instance(s)
+    assert visit_room(inst, "P1", 0, "surgery") == 12  # twelve 5-minute slots: one hour
+    plan = solve_checked(s)
+    assert plan.metrics.reviews_booked == 3 and plan.metrics.visits == 2
+    trip = w.VISIT + w.REVIEW_VISIT + 2 * 10 * w.TRAVEL_MINUTE
+    assert 2 * trip <= plan.solver.best_bound <= plan.solver.objective

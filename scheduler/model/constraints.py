@@ -10,7 +10,7 @@ from collections import defaultdict
 
 from ortools.sat.python import cp_model
 
-from scheduler.instance import Instance
+from scheduler.instance import Instance, bits, span_mask
 from scheduler.model.variables import MasterVars
 
 
@@ -66,15 +66,35 @@ def draw_trip_is_a_trip(model: cp_model.CpModel, v: MasterVars) -> None:
                 model.add(sum(visits) >= v.booked[(b, 0)] + v.booked[(b, k)])
 
 
+def visit_room(inst: Instance, patient_id: str, day: int, site: str) -> int:
+    """Most slots one visit can hold: within any `max_visit_minutes` stretch, the slots the patient
+    is free, the site open and someone rostered there.
+
+    Every step of a visit lies in such slots (patient free, a room open, a clinician's session)
+    and the visit lasts at most `max_visit_minutes`, so its steps fit in one such stretch. A
+    patient who works 9 to 5 has an hour before and after: the two are never one visit.
+    """
+    cache = inst.cache.setdefault("visit_room", {})
+    key = (patient_id, day, site)
+    if key not in cache:
+        limit = inst.scenario.visit_rules.max_visit_minutes // inst.slot_minutes
+        rostered = 0
+        for c in inst.on_shift.get((day, site), ()):
+            for mask in inst.shift_masks.get((c, day, site), ()):
+                rostered |= mask
+        free = inst.patient_mask(patient_id, day) & inst.open_mask(site) & rostered
+        window = span_mask(0, limit)
+        cache[key] = max((bin((free >> start) & window).count("1") for start in bits(free)), default=0)
+    return cache[key]
+
+
 def visit_fits_length(model: cp_model.CpModel, inst: Instance, v: MasterVars) -> None:
     """Hard: the steps of one visit fit in the maximum visit length and the patient's free time."""
-    limit = inst.scenario.visit_rules.max_visit_minutes // inst.slot_minutes
     for (b, opt), _visit in v.visit.items():
         bundle = v.bundles[b]
         terms = [bundle.steps[k].slots * v.x[(b, k, opt)]
                  for k in range(len(bundle.steps)) if (b, k, opt) in v.x]
-        free = inst.patient_mask(bundle.patient_id, opt[0]) & inst.open_mask(opt[1])
-        model.add(sum(terms) <= min(limit, bin(free).count("1")))
+        model.add(sum(terms) <= visit_room(inst, bundle.patient_id, *opt))
 
 
 def _hall_capacity(model, demands: list[tuple[frozenset, int, object]], supply: dict) -> None:
