@@ -6,7 +6,9 @@ Stages:
 3. The CP-SAT master chooses a (day, site) for every step against aggregated capacities; its
    bound is a true lower bound on every plan (docs/optimiser.md).
 4. Each day at each site is timetabled exactly through the day book; anything that does not fit
-   is re-placed greedily. The better of this and the greedy plan is kept.
+   is re-placed greedily.
+5. Each candidate (greedy, timetabled master, greedy guided by the master) is improved by taking
+   bundles out and putting them back where cheaper; the cheapest plan is kept.
 """
 
 from __future__ import annotations
