@@ -92,9 +92,10 @@ def rebuild(inst: Instance, bookings: list[Booking]) -> Daybook:
     return book
 
 
-EJECTION_TARGETS = 60  # bundles a trip above their floor tried, furthest first
+EJECTION_TARGETS = 60  # bundles above their floor tried, furthest first
 EJECTION_PLACES = 3  # their cheapest single visits on an empty roster
 EJECTION_BLOCKERS = 8  # bundles in the way tried at each
+EJECTION_EXCESS = 50  # bundles at least this far above their floor are tried (a continuity miss)
 
 
 def improve(inst: Instance, bundles: list[Bundle], bookings: list[Booking], floors: list[int],
@@ -160,9 +161,10 @@ def improve(inst: Instance, bundles: list[Bundle], bookings: list[Booking], floo
         if not changed:
             break
 
-    # Ejection: a bundle still a trip above its floor is put in a single visit where it fits on
-    # an empty roster, after taking out one bundle in its way, which is then put back wherever
-    # is cheapest; kept only when the two together (and the sessions) cost less.
+    # Ejection: a bundle still a trip or a continuity miss above its floor is put in a single
+    # visit where it fits on an empty roster, after taking out one bundle in its way, which is
+    # then put back wherever is cheapest; kept only when the two together (and the sessions)
+    # cost less.
     def visits_of(bundle: Bundle) -> list[list[Booking]]:
         current: dict[int, list[Booking]] = defaultdict(list)
         for bk in book.by_bundle.get(bundle.id, []):
@@ -190,7 +192,7 @@ def improve(inst: Instance, bundles: list[Bundle], bookings: list[Booking], floo
     empty = GreedyBooker(inst, empty_book(inst))
     index = {bundle.id: b for b, bundle in enumerate(bundles)}
     stuck = sorted((floors[b] - own_cost(bundle), bundle.id, b) for b, bundle in enumerate(bundles)
-                   if own_cost(bundle) - floors[b] >= VISIT)
+                   if own_cost(bundle) - floors[b] >= EJECTION_EXCESS)
     for _gain, _id, t in stuck[:EJECTION_TARGETS]:
         target = bundles[t]
         wanted = sorted(empty.placements(target), key=lambda p: (cost(target, p), p[-1][0].day, p[-1][0].site_id))
