@@ -18,12 +18,6 @@ from scheduler.model.objective import add_objective, standalone_floor
 from scheduler.model.variables import Option, add_complete_hint, build_variables
 
 
-# CP-SAT stops its search (keeping the best master found) when the process passes this: the
-# PCN month's master grows for as long as it runs (1.7-1.8 GB at 300 s with 2 workers), and the
-# whole run must stay under 2 GB with the timetabling and baselines after it.
-MASTER_MEMORY_MB = 1536
-
-
 @dataclass(frozen=True)
 class SolverProgress:
     """What a progress bar shows: best objective so far and the proven bound."""
@@ -101,7 +95,6 @@ def solve_master(
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(1.0, settings.time_limit_seconds - floor_seconds)
     solver.parameters.num_workers = settings.workers
-    solver.parameters.max_memory_in_mb = MASTER_MEMORY_MB
     solver.parameters.random_seed = settings.seed
     solver.parameters.log_search_progress = settings.log
     reporter = _Reporter(on_progress, floor)
