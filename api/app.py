@@ -21,9 +21,14 @@ random token in their URL. Every error has the shape `{"error": {"code", "messag
 "problems"}}`."""
 
 
-def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> FastAPI:
-    """Build the app; `run_jobs=False` serves the API without solving (used by some tests)."""
+def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None) -> FastAPI:
+    """Build the app; without run_jobs (settings or argument) it serves but never solves.
+
+    Only the instance that runs jobs recovers interrupted ones: another instance's running
+    solves are not its to fail.
+    """
     settings = settings or Settings.from_env()
+    run_jobs = settings.run_jobs if run_jobs is None else run_jobs
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,7 +36,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Fa
         engine = make_engine(settings.database_url)
         factory = make_sessionmaker(engine)
         app.state.services = Services(settings, engine, factory)
-        recover_interrupted(factory)
+        if run_jobs:
+            recover_interrupted(factory)
         dispatcher = Dispatcher(settings.database_url, factory, settings.workers, settings.poll_seconds)
         if run_jobs:
             dispatcher.start()

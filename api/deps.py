@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.config import Settings
+from api.db import begin_writing
 from api.errors import ApiError
 from api.keys import Caller, authenticate
 
@@ -27,6 +28,9 @@ def services(request: Request) -> Services:
     return request.app.state.services
 
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
 def db(request: Request) -> Iterator[Session]:
     """A session whose work commits when the route succeeds and rolls back when it fails.
 
@@ -34,6 +38,8 @@ def db(request: Request) -> Iterator[Session]:
     got a 201 can read what it wrote at once, and a failed commit is an error, not a lost write.
     """
     with services(request).factory() as session, session.begin():
+        if request.method not in SAFE_METHODS:
+            begin_writing(session)
         yield session
 
 

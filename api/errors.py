@@ -8,12 +8,14 @@ same words the command line prints.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from scheduler.scenario_io import Problem, ScenarioError
 
@@ -71,7 +73,25 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+class RejectNul:
+    """A 400 for any NUL in the path or query string: no id, token or filter holds one, and
+    PostgreSQL text cannot (it would otherwise surface as a database error)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+                "\x00" in scope["path"] or b"\x00" in unquote_to_bytes(scope.get("query_string", b""))):
+            message = "The address contains a NUL character."
+            await JSONResponse(_body("invalid_character", message), status_code=400)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(RejectNul)
+
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None

@@ -4,8 +4,9 @@ The dispatcher (a thread in the service process) claims queued jobs and runs eac
 spawned process, at most `workers` at once, so the API stays responsive and a cancelled solve
 can be stopped outright. The worker writes progress to the job row at most twice a second and
 writes the finished plan, with every appointment, in one transaction: a killed or failed solve
-leaves no half-written plan. One service process owns solving; on start-up it marks jobs left
-"running" by a previous process as failed (`interrupted`).
+leaves no half-written plan. One service process owns solving (further instances run with
+ONEVISIT_RUN_JOBS=0 and only serve); on start-up it marks jobs left "running" by a previous
+process as failed (`interrupted`).
 """
 
 from __future__ import annotations
@@ -74,9 +75,14 @@ def run_job(job_id: str, database_url: str) -> None:
                     "The plan failed the independent check and was not saved:\n" + format_report(report))
             return
         with transaction(factory) as session:
-            job = session.get(Job, job_id, with_for_update=True)
+            job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
             if job is None or job.status != "running":
                 return  # cancelled while solving: keep nothing
+            if job.cancel_requested:  # asked while the plan was being checked: cancel wins
+                job.status, job.stage, job.error_code = "cancelled", "cancelled", "cancelled"
+                job.error_message = "Cancelled on request."
+                job.finished_at = job.updated_at = utcnow()
+                return
             version = session.get(ScenarioVersion, job.scenario_version_id)
             record = add_plan(session, version, job.organisation_id, plan, job_id=job.id)
             job.status, job.stage, job.plan_id = "finished", "done", record.id
@@ -144,10 +150,10 @@ class Dispatcher:
             if process.is_alive():
                 continue
             process.join()
-            del self.running[job_id]
             if process.exitcode != 0:
                 _finish(self.factory, job_id, "failed", "worker_crashed",
                         f"The solver process stopped unexpectedly (exit code {process.exitcode}).", ("running",))
+            del self.running[job_id]  # only once recorded: a database hiccup retries on the next tick
 
     def _cancel(self) -> None:
         with self.factory() as session:
@@ -174,5 +180,11 @@ class Dispatcher:
                 continue
             process = self._context.Process(target=run_job, args=(job_id, self.database_url),
                                             name=f"onevisit-job-{job_id[:8]}", daemon=True)
-            process.start()
+            try:
+                process.start()
+            except Exception as exc:  # out of processes or memory: say so on the job
+                log.exception("could not start job %s", job_id)
+                _finish(self.factory, job_id, "failed", "worker_start_failed",
+                        f"The solver process could not start ({type(exc).__name__}: {exc}); try again.", ("running",))
+                continue
             self.running[job_id] = process

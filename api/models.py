@@ -90,6 +90,7 @@ class ScenarioRecord(Base):
     name: Mapped[str] = mapped_column(String(200))
     latest_version: Mapped[int] = mapped_column(Integer, default=1)
     published_plan_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    publish_count: Mapped[int] = mapped_column(Integer, default=0)  # times any plan was published
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -220,12 +221,17 @@ class CalendarEvent(Base):
 
 
 class Publication(Base):
-    """What publishing a plan did to each patient's invite: new, update, cancel or unchanged."""
+    """What publishing a plan did to each patient's invite: new, update, cancel or unchanged.
+
+    `publish_number` counts the scenario's publications, so a plan published again (going back
+    to an earlier plan) records what that second publication did without touching the first.
+    """
 
     __tablename__ = "publications"
 
     plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"), primary_key=True)
     event_id: Mapped[str] = mapped_column(ForeignKey("calendar_events.id"), primary_key=True)
+    publish_number: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[str] = mapped_column(String(64), index=True)
     action: Mapped[str] = mapped_column(String(20))
     sequence: Mapped[int] = mapped_column(Integer)

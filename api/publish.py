@@ -5,7 +5,8 @@ A visit of the new plan takes over the event of the visit with the same id in th
 plan (same patient, same reviews); failing that, the patient's remaining event sharing most
 reviews with it (a visit whose make-up changed), or the remaining draw-only trip for a draw-only
 trip. Events left over are cancelled (SEQUENCE + 1). What happened to each event is recorded
-per plan, so a mailer can send exactly the updates and cancellations needed.
+per publication, so a mailer can send exactly the updates and cancellations needed; publishing
+an earlier plan again is one more publication, measured against what is published now.
 """
 
 from __future__ import annotations
@@ -32,11 +33,10 @@ from api.models import (
     CalendarToken,
     PlanRecord,
     Publication,
-    ScenarioRecord,
     ScenarioVersion,
     utcnow,
 )
-from api.store import plan_of, scenario_of
+from api.store import lock_scenario, plan_of, scenario_of
 from scheduler.domain import Scenario
 from scheduler.plan import Plan, Visit
 
@@ -63,25 +63,34 @@ def _reviews(plan: Plan, visit: Visit) -> list[str]:
     return sorted({r for a_id in visit.appointment_ids for r in by_id[a_id].review_ids})
 
 
-def _match(plan: Plan, active: list[CalendarEvent]) -> dict[str, CalendarEvent]:
-    """visit id of the new plan -> the event it continues."""
+def _match(plan: Plan, active: list[CalendarEvent], sensitive: dict[str, bool]) -> dict[str, CalendarEvent]:
+    """visit id of the new plan -> the event it continues.
+
+    An event only continues a visit of the same sensitivity: a visit that became sensitive must
+    cancel the invite the patient holds, and one that stopped being sensitive needs a new invite.
+    """
     matched: dict[str, CalendarEvent] = {}
     by_visit = {e.visit_id: e for e in active}
     left: dict[str, list[CalendarEvent]] = defaultdict(list)
+
+    def continues(event: CalendarEvent, visit: Visit) -> bool:
+        return event.patient_id == visit.patient_id and event.sensitive == sensitive[visit.id]
+
     for visit in plan.visits:
-        if visit.id in by_visit and by_visit[visit.id].patient_id == visit.patient_id:
+        if visit.id in by_visit and continues(by_visit[visit.id], visit):
             matched[visit.id] = by_visit.pop(visit.id)
     for event in by_visit.values():
         left[event.patient_id].append(event)
     for visit in plan.visits:
-        if visit.id in matched or not left[visit.patient_id]:
+        candidates = [e for e in left[visit.patient_id] if continues(e, visit)]
+        if visit.id in matched or not candidates:
             continue
         reviews = set(_reviews(plan, visit))
 
         def overlap(event: CalendarEvent, reviews: set[str] = reviews) -> int:
             return len(reviews & set(event.review_ids)) if reviews else int(not event.review_ids)
 
-        best = max(left[visit.patient_id], key=overlap)
+        best = max(candidates, key=overlap)
         if overlap(best) > 0:
             matched[visit.id] = best
             left[visit.patient_id].remove(best)
@@ -97,25 +106,28 @@ def _unique_reference(session: Session) -> str:
 
 def publish(session: Session, record: PlanRecord) -> PublishResult:
     """Make `record` the scenario's published plan and bring every calendar event up to date."""
-    scenario_record = session.get(ScenarioRecord, record.scenario_id, with_for_update=True)
+    scenario_record = lock_scenario(session, record.scenario_id)  # one publication at a time
     if scenario_record.published_plan_id == record.id:
         raise ApiError(409, "already_published", "This plan is already the published plan.", "plan_id")
     scenario: Scenario = scenario_of(session.get(ScenarioVersion, record.scenario_version_id))
     plan = plan_of(record)
     active = session.scalars(select(CalendarEvent).where(
         CalendarEvent.scenario_id == record.scenario_id, CalendarEvent.status == "active")).all()
-    matched = _match(plan, list(active))
+    sensitivity = {v.id: not invite_allowed(scenario, plan, v.id) for v in plan.visits}
+    matched = _match(plan, list(active), sensitivity)
     counts = dict.fromkeys(ACTIONS, 0)
     now = utcnow()
+    scenario_record.publish_count += 1
+    number = scenario_record.publish_count
 
     def note(event: CalendarEvent, action: str) -> None:
         counts[action] += 1
-        session.add(Publication(plan_id=record.id, event_id=event.id, patient_id=event.patient_id,
-                                action=action, sequence=event.sequence))
+        session.add(Publication(plan_id=record.id, event_id=event.id, publish_number=number,
+                                patient_id=event.patient_id, action=action, sequence=event.sequence))
 
     for visit in plan.visits:
         fingerprint = invite_fingerprint(scenario, plan, visit.id)
-        sensitive = not invite_allowed(scenario, plan, visit.id)
+        sensitive = sensitivity[visit.id]
         event = matched.get(visit.id)
         if event is None:
             event = CalendarEvent(
@@ -134,7 +146,7 @@ def publish(session: Session, record: PlanRecord) -> PublishResult:
         if event.fingerprint != fingerprint:
             event.sequence += 1  # only ever rises
             action = "update"
-        event.fingerprint, event.review_ids, event.sensitive = fingerprint, _reviews(plan, visit), sensitive
+        event.fingerprint, event.review_ids = fingerprint, _reviews(plan, visit)
         event.plan_id, event.visit_id, event.updated_at = record.id, visit.id, now
         note(event, action)
     continued = {e.id for e in matched.values()}

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.errors import ProblemOut
 from scheduler.plan import AppointmentKind, Comparison, Metrics, SolverStats, UnbookedReview
 
+MAX_VERSION = 2**31 - 1  # a version number fits the database's integer column
+
 
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -49,7 +51,7 @@ class PlanRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: int | None = Field(None, ge=1, description="Scenario version to solve; default the latest.")
+    version: int | None = Field(None, ge=1, le=MAX_VERSION, description="Scenario version to solve; default the latest.")
     time_limit_seconds: float | None = Field(None, gt=0, le=3600)
     workers: int | None = Field(None, ge=1, le=64)
     seed: int | None = Field(None, ge=0, le=2**31 - 1)

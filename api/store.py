@@ -24,18 +24,30 @@ from scheduler.plan import Plan
 
 
 def add_scenario(session: Session, organisation_id: str, scenario: Scenario, source: str) -> ScenarioVersion:
-    record = ScenarioRecord(organisation_id=organisation_id, name=scenario.name, latest_version=1)
+    record = ScenarioRecord(organisation_id=organisation_id, name=label(scenario.name), latest_version=1)
     session.add(record)
     session.flush()
     return _add_version(session, record, scenario, 1, source)
 
 
+def lock_scenario(session: Session, scenario_id: str) -> ScenarioRecord:
+    """The scenario row, locked until the transaction ends (PostgreSQL: FOR UPDATE; SQLite holds
+    the write lock already), so numbering versions and plans or publishing never races."""
+    return session.get(ScenarioRecord, scenario_id, with_for_update=True, populate_existing=True)
+
+
+def label(text: str) -> str:
+    """A name or file name as a short database label: NUL removed, at most 200 characters."""
+    return text.replace("\x00", "")[:200]
+
+
 def add_version(session: Session, record: ScenarioRecord, scenario: Scenario, source: str) -> ScenarioVersion:
     """An edit is a new version; plans already made keep pointing at the version they solved."""
+    record = lock_scenario(session, record.id)
     number = (session.scalar(select(func.max(ScenarioVersion.version)).where(
         ScenarioVersion.scenario_id == record.id)) or 0) + 1
     record.latest_version = number
-    record.name = scenario.name
+    record.name = label(scenario.name)
     record.updated_at = utcnow()
     return _add_version(session, record, scenario, number, source)
 
@@ -43,7 +55,7 @@ def add_version(session: Session, record: ScenarioRecord, scenario: Scenario, so
 def _add_version(session: Session, record: ScenarioRecord, scenario: Scenario, number: int,
                  source: str) -> ScenarioVersion:
     version = ScenarioVersion(
-        scenario_id=record.id, version=number, content=scenario.model_dump(mode="json"), source=source,
+        scenario_id=record.id, version=number, content=scenario.model_dump(mode="json"), source=label(source),
         patients=len(scenario.patients), reviews=sum(len(p.due_reviews) for p in scenario.patients),
     )
     session.add(version)
@@ -106,6 +118,7 @@ def plan_of(record: PlanRecord) -> Plan:
 def add_plan(session: Session, version: ScenarioVersion, organisation_id: str, plan: Plan,
              job_id: str | None = None) -> PlanRecord:
     """Store a checked plan and every appointment; the caller's transaction makes it all-or-nothing."""
+    lock_scenario(session, version.scenario_id)
     number = (session.scalar(select(func.max(PlanRecord.number)).where(
         PlanRecord.scenario_id == version.scenario_id)) or 0) + 1
     record = PlanRecord(

@@ -306,7 +306,9 @@ def test_interrupted_job_is_marked_failed_on_start_up(database_url):
     with transaction(make_sessionmaker(engine)) as session:  # as if a solve was running at a crash
         session.execute(update(Job).where(Job.id == job["id"]).values(status="running", stage="solving"))
     engine.dispose()
-    with running_service(database_url, run_jobs=False) as client:
+    with running_service(database_url, run_jobs=False) as client:  # a serve-only instance: not its job
+        assert client.get(f"/v1/jobs/{job['id']}", headers=auth(key)).json()["status"] == "running"
+    with running_service(database_url) as client:  # the solving instance restarts
         after = client.get(f"/v1/jobs/{job['id']}", headers=auth(key)).json()
         assert after["status"] == "failed" and after["error"]["code"] == "interrupted"
 

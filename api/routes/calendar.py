@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from api.calendar import clinician_feed, invite_email, room_feed
 from api.deps import DB, CallerDep, ServicesDep, require
@@ -33,6 +33,9 @@ from scheduler.plan import Metrics, Plan, SolverStats
 
 router = APIRouter(prefix="/v1", tags=["calendar"], responses=ERROR_RESPONSES)
 ICS = "text/calendar; charset=utf-8"
+# One address, as browsers validate <input type=email> (WHATWG HTML): no lists, names or comments.
+EMAIL = (r"^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+         r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
 ICS_RESPONSE = {200: {"content": {"text/calendar": {}}, "description": "An iCalendar file (RFC 5545)."}}
 
 
@@ -88,14 +91,15 @@ def publish_plan(plan_id: str, session: DB, caller: CallerDep) -> PublishOut:
 
 
 @router.get("/plans/{plan_id}/invites", response_model=InviteChanges,
-            summary="What publishing this plan changed for each patient's invites")
+            summary="What publishing this plan changed for each patient's invites (its latest publication)")
 def invite_changes(plan_id: str, session: DB, caller: CallerDep, services: ServicesDep,
                    patient_id: str | None = None,
                    action: Literal["new", "update", "unchanged", "cancel"] | None = None) -> InviteChanges:
     require(caller, "calendar_tokens")
     record = plan_record(session, caller.organisation_id, plan_id)
+    latest = select(func.max(Publication.publish_number)).where(Publication.plan_id == record.id)
     query = (select(Publication, CalendarEvent).join(CalendarEvent, CalendarEvent.id == Publication.event_id)
-             .where(Publication.plan_id == record.id))
+             .where(Publication.plan_id == record.id, Publication.publish_number == latest.scalar_subquery()))
     if patient_id:
         query = query.where(Publication.patient_id == patient_id)
     if action:
@@ -125,13 +129,16 @@ def _event_by_reference(session: DB, organisation_id: str, reference: str) -> Ca
             responses={200: {"content": {"message/rfc822": {}}, "description": "A MIME e-mail with the invite."}},
             summary="The e-mail to send a patient for their current invite (REQUEST or CANCEL)")
 def invite_message(reference: str, session: DB, caller: CallerDep, services: ServicesDep,
-                   to: Annotated[str, Query(pattern=r"^[^@\s<>\"]+@[^@\s<>\"]+$", max_length=254,
+                   to: Annotated[str, Query(pattern=EMAIL, max_length=254,
                                             description="The patient's e-mail address.")]) -> Response:
     require(caller, "calendar_tokens")
     event = _event_by_reference(session, caller.organisation_id, reference)
     organiser = services.settings.organiser
-    ics = invite_file(session, event, organiser, f"mailto:{to}")
-    message = invite_email(ics, sender=organiser.removeprefix("mailto:"), to=to)
+    try:
+        ics = invite_file(session, event, organiser, f"mailto:{to}")
+        message = invite_email(ics, sender=organiser.removeprefix("mailto:"), to=to)
+    except ValueError as exc:  # an address the pattern lets through but e-mail headers refuse
+        raise ApiError(422, "invalid_address", f"Cannot address an e-mail to {to!r}: {exc}", "to") from None
     return Response(message.as_bytes(), media_type="message/rfc822")
 
 
@@ -189,12 +196,23 @@ def _token(session: DB, kind: str, value: str) -> CalendarToken:
     return token
 
 
+def _calendar_file(kind: str, summary: str):
+    """Serve a token route for GET and HEAD (calendar clients probe with HEAD)."""
+    path = f"/calendar/{kind}/{{token}}.ics"
+
+    def register(route):
+        router.get(path, response_class=Response, responses=ICS_RESPONSE, summary=summary)(route)
+        router.head(path, response_class=Response, responses=ICS_RESPONSE, summary=summary)(route)
+        return route
+
+    return register
+
+
 def _ics(body: bytes) -> Response:
     return Response(body, media_type=ICS, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/calendar/patient/{token}.ics", response_class=Response, responses=ICS_RESPONSE,
-            summary="A patient's invite for one visit (REQUEST, or CANCEL once the visit is gone)")
+@_calendar_file("patient", "A patient's invite for one visit (REQUEST, or CANCEL once the visit is gone)")
 def patient_invite(token: str, session: DB, services: ServicesDep) -> Response:
     found = _token(session, "patient", token)
     event = session.get(CalendarEvent, found.subject_id)
@@ -239,21 +257,20 @@ def _nothing_published(name: str) -> Plan:
                                    gap=0.0, wall_seconds=0.0, time_limit_seconds=1.0, workers=1, seed=0))
 
 
-@router.get("/calendar/clinician/{token}.ics", response_class=Response, responses=ICS_RESPONSE,
-            summary="A clinician's feed of the published plan (booking references only)")
+@_calendar_file("clinician", "A clinician's feed of the published plan (booking references only)")
 def clinician_calendar(token: str, session: DB) -> Response:
     return _ics(_cached_feed(session, _token(session, "clinician", token), clinician_feed))
 
 
-@router.get("/calendar/room/{token}.ics", response_class=Response, responses=ICS_RESPONSE,
-            summary="A room's feed of the published plan (booking references only)")
+@_calendar_file("room", "A room's feed of the published plan (booking references only)")
 def room_calendar(token: str, session: DB) -> Response:
     return _ics(_cached_feed(session, _token(session, "room", token), room_feed))
 
 
 def _cached_feed(session: DB, token: CalendarToken, render) -> bytes:
-    """A feed changes only when another plan is published, so it is rendered once per plan."""
-    published = session.get(ScenarioRecord, token.scenario_id).published_plan_id
-    if published is None:
+    """A feed changes only when a plan is published, so it is rendered once per publication."""
+    record = session.get(ScenarioRecord, token.scenario_id)
+    if record.published_plan_id is None:
         return _feed(session, token, render)
-    return cached("feed", f"{published}/{token.kind}/{token.subject_id}", lambda: _feed(session, token, render))
+    key = f"{record.id}/{record.publish_count}/{token.kind}/{token.subject_id}"
+    return cached("feed", key, lambda: _feed(session, token, render))

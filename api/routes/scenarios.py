@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, File, UploadFile
+from fastapi import APIRouter, Body, File, Path, UploadFile
 from sqlalchemy import select
 
 from api.deps import DB, CallerDep
-from api.errors import ERROR_RESPONSES, ApiError, problem_dict, scenario_error
+from api.errors import ERROR_RESPONSES, problem_dict, scenario_error
 from api.models import Job, ScenarioRecord, ScenarioVersion
 from api.routes.jobs import job_out
 from api.schemas import (
+    MAX_VERSION,
     JobOut,
     PlanRequest,
     ScenarioList,
@@ -43,23 +44,23 @@ def _parse_json(body: dict[str, Any]) -> Scenario:
         raise scenario_error(exc) from None
 
 
-async def _read(upload: UploadFile | None, *, spreadsheet: bool) -> tuple[str | None, str, list[Problem]]:
+def _read(upload: UploadFile | None, *, spreadsheet: bool) -> tuple[str | None, str, list[Problem]]:
     if upload is None:
         return None, "", []
     name = upload.filename or "upload"
-    raw = await upload.read(MAX_UPLOAD_BYTES + 1)
+    raw = upload.file.read(MAX_UPLOAD_BYTES + 1)
     if len(raw) > MAX_UPLOAD_BYTES:
         return None, name, [Problem(name, "", f"the file is larger than {MAX_UPLOAD_BYTES // 1024 // 1024} MB")]
     text, problems = decode_text(raw, name, spreadsheet=spreadsheet)
     return text, name, problems
 
 
-async def _parse_files(scenario: UploadFile, sessions_csv: UploadFile | None,
+def _parse_files(scenario: UploadFile, sessions_csv: UploadFile | None,
                        due_reviews_csv: UploadFile | None) -> tuple[Scenario, str]:
-    text, name, problems = await _read(scenario, spreadsheet=False)
-    sessions, sessions_name, more = await _read(sessions_csv, spreadsheet=True)
+    text, name, problems = _read(scenario, spreadsheet=False)
+    sessions, sessions_name, more = _read(sessions_csv, spreadsheet=True)
     problems += more
-    due, due_name, more = await _read(due_reviews_csv, spreadsheet=True)
+    due, due_name, more = _read(due_reviews_csv, spreadsheet=True)
     problems += more
     if not name.lower().endswith((".yaml", ".yml", ".json")):
         problems.append(Problem(name, "", "unknown file type: upload the scenario as .yaml, .yml or .json"))
@@ -90,13 +91,13 @@ def create_scenario(body: ScenarioBody, session: DB, caller: CallerDep) -> Scena
 
 @router.post("/scenarios/upload", status_code=201, response_model=ScenarioOut,
              summary="Create a scenario from a scenario file and optional roster / due-review CSVs")
-async def upload_scenario(
+def upload_scenario(
     session: DB, caller: CallerDep,
     scenario: Annotated[UploadFile, File(description="Scenario file, .yaml or .json.")],
     sessions_csv: Annotated[UploadFile | None, File(description="Roster sessions CSV.")] = None,
     due_reviews_csv: Annotated[UploadFile | None, File(description="Due reviews CSV.")] = None,
 ) -> ScenarioOut:
-    parsed, source = await _parse_files(scenario, sessions_csv, due_reviews_csv)
+    parsed, source = _parse_files(scenario, sessions_csv, due_reviews_csv)
     version = add_scenario(session, caller.organisation_id, parsed, source)
     return scenario_out(session, session.get(ScenarioRecord, version.scenario_id))
 
@@ -115,10 +116,9 @@ def get_scenario(scenario_id: str, session: DB, caller: CallerDep) -> ScenarioOu
 
 @router.get("/scenarios/{scenario_id}/versions/{version}", response_model=dict[str, Any],
             summary="A scenario version's document")
-def get_scenario_version(scenario_id: str, version: int, session: DB, caller: CallerDep) -> dict[str, Any]:
+def get_scenario_version(scenario_id: str, version: Annotated[int, Path(ge=1, le=MAX_VERSION)], session: DB,
+                         caller: CallerDep) -> dict[str, Any]:
     record = scenario_record(session, caller.organisation_id, scenario_id)
-    if version < 1:
-        raise ApiError(404, "not_found", "No such scenario version.", "version")
     return scenario_version(session, record, version).content
 
 
@@ -131,14 +131,14 @@ def new_version(scenario_id: str, body: ScenarioBody, session: DB, caller: Calle
 
 @router.post("/scenarios/{scenario_id}/upload", response_model=ScenarioOut,
              summary="Save uploaded files as a new version")
-async def upload_version(
+def upload_version(
     scenario_id: str, session: DB, caller: CallerDep,
     scenario: Annotated[UploadFile, File()],
     sessions_csv: Annotated[UploadFile | None, File()] = None,
     due_reviews_csv: Annotated[UploadFile | None, File()] = None,
 ) -> ScenarioOut:
     record = scenario_record(session, caller.organisation_id, scenario_id)
-    parsed, source = await _parse_files(scenario, sessions_csv, due_reviews_csv)
+    parsed, source = _parse_files(scenario, sessions_csv, due_reviews_csv)
     add_version(session, record, parsed, source)
     return scenario_out(session, record)
 

@@ -1,0 +1,260 @@
+"""What the service keeps consistent when things happen at once or out of order: publishing an
+earlier plan again, two publications or edits racing, a clinic becoming sensitive, a cancel
+that arrives while a finished plan is being saved; and addresses the database cannot hold."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import icalendar
+import yaml
+from sqlalchemy import func, select, update
+
+from api.db import make_engine, make_sessionmaker, transaction
+from api.jobs import Dispatcher, run_job
+from api.models import CalendarEvent, Job, PlanRecord, ScenarioRecord
+from tests.api_support import auth, checked_plan, make_keys, running_service, tutorial, wait_for_job
+
+
+def _solve(client, key, scenario_id) -> str:
+    job = client.post(f"/v1/scenarios/{scenario_id}/plans", json={}, headers=auth(key)).json()
+    job = wait_for_job(client, key, job["id"])
+    assert job["status"] == "finished", job
+    return job["plan_id"]
+
+
+def _path(url: str) -> str:
+    return "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+
+def _events(body: bytes) -> list:
+    return list(icalendar.Calendar.from_ical(body).walk("VEVENT"))
+
+
+def _without_first_patient() -> dict:
+    body = tutorial()
+    body["patients"] = body["patients"][1:]
+    return body
+
+
+def _active_events(database_url: str, scenario_id: str) -> list[CalendarEvent]:
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        events = session.scalars(select(CalendarEvent).where(
+            CalendarEvent.scenario_id == scenario_id, CalendarEvent.status == "active")).all()
+    engine.dispose()
+    return list(events)
+
+
+def test_an_earlier_plan_can_be_published_again_and_feeds_follow(database_url):
+    key = make_keys(database_url)["manager"]
+    with running_service(database_url) as client:
+        sid = client.post("/v1/scenarios", json=tutorial(), headers=auth(key)).json()["id"]
+        plan_a = _solve(client, key, sid)
+        a = checked_plan(client, key, sid, 1, plan_a)
+        assert client.put(f"/v1/scenarios/{sid}", json=_without_first_patient(), headers=auth(key)).status_code == 200
+        plan_b = _solve(client, key, sid)
+        b = checked_plan(client, key, sid, 2, plan_b)
+        room = a.appointments[0].room_id
+        feed = client.post(f"/v1/scenarios/{sid}/calendar-tokens", json={"kind": "room", "subject_id": room},
+                           headers=auth(key)).json()
+
+        def room_starts(plan) -> set:
+            starts: dict[str, object] = {}
+            for appointment in plan.appointments:
+                if appointment.room_id == room:
+                    starts[appointment.visit_id] = min(starts.get(appointment.visit_id, appointment.start),
+                                                       appointment.start)
+            return set(starts.values())
+
+        for plan_id, plan in ((plan_a, a), (plan_b, b), (plan_a, a)):  # A, then B, then back to A
+            published = client.post(f"/v1/plans/{plan_id}/publish", headers=auth(key))
+            assert published.status_code == 200, published.text
+            body = client.get(_path(feed["url"])).content
+            assert {e.decoded("DTSTART") for e in _events(body)} == room_starts(plan)  # never a stale feed
+            active = _active_events(database_url, sid)
+            assert len(active) == len(plan.visits) and {e.plan_id for e in active} == {plan_id}
+        changes = client.get(f"/v1/plans/{plan_a}/invites", headers=auth(key)).json()["items"]
+        counts = published.json()["counts"]
+        assert sum(counts.values()) == len(changes)  # the invites view shows A's latest publication
+        gone = tutorial()["patients"][0]["id"]
+        assert {c["action"] for c in changes if c["patient_id"] == gone} == {"new"}  # back in, with a new invite
+        assert all(c["action"] in ("unchanged", "new") for c in changes)  # B kept everyone else as in A
+
+
+def test_publications_racing_each_other_leave_one_event_per_visit(database_url):
+    key = make_keys(database_url)["manager"]
+    with running_service(database_url) as client:
+        sid = client.post("/v1/scenarios", json=tutorial(), headers=auth(key)).json()["id"]
+        plan_a = _solve(client, key, sid)
+        client.put(f"/v1/scenarios/{sid}", json=_without_first_patient(), headers=auth(key))
+        plan_b = _solve(client, key, sid)
+        plans = {plan_a: checked_plan(client, key, sid, 1, plan_a), plan_b: checked_plan(client, key, sid, 2, plan_b)}
+        statuses = []
+        for _round in range(3):
+            barrier = threading.Barrier(2)
+
+            def publish(plan_id: str, barrier: threading.Barrier = barrier) -> int:
+                barrier.wait()
+                return client.post(f"/v1/plans/{plan_id}/publish", headers=auth(key)).status_code
+
+            with ThreadPoolExecutor(2) as pool:
+                statuses += list(pool.map(publish, [plan_a, plan_b]))
+            active = _active_events(database_url, sid)
+            published = client.get(f"/v1/plans/{active[0].plan_id}", headers=auth(key)).json()
+            assert {e.plan_id for e in active} == {published["id"]}
+            assert len(active) == len(plans[published["id"]].visits)  # not both plans' events at once
+        assert set(statuses) <= {200, 409} and statuses.count(200) >= 3, statuses
+        engine = make_engine(database_url)
+        with make_sessionmaker(engine)() as session:
+            assert session.get(ScenarioRecord, sid).publish_count == statuses.count(200)
+        engine.dispose()
+
+
+def test_concurrent_edits_each_get_their_own_version(database_url):
+    key = make_keys(database_url)["manager"]
+    with running_service(database_url, run_jobs=False) as client:
+        sid = client.post("/v1/scenarios", json=tutorial(), headers=auth(key)).json()["id"]
+        barrier = threading.Barrier(6)
+
+        def edit(n: int) -> int:
+            barrier.wait()
+            body = tutorial(name=f"edit {n}")
+            return client.put(f"/v1/scenarios/{sid}", json=body, headers=auth(key)).status_code
+
+        with ThreadPoolExecutor(6) as pool:
+            assert list(pool.map(edit, range(6))) == [200] * 6
+        scenario = client.get(f"/v1/scenarios/{sid}", headers=auth(key)).json()
+        assert [v["version"] for v in scenario["versions"]] == list(range(1, 8)) and scenario["latest_version"] == 7
+
+
+def test_a_clinic_becoming_sensitive_cancels_the_invite_and_back_sends_a_new_one(database_url):
+    key = make_keys(database_url)["manager"]
+
+    def flagged(sensitive: bool) -> dict:
+        body = tutorial()
+        for review_type in body["review_types"]:
+            review_type["sensitive"] = sensitive
+        return body
+
+    with running_service(database_url) as client:
+        sid = client.post("/v1/scenarios", json=flagged(False), headers=auth(key)).json()["id"]
+        plans = []
+        for version, sensitive in ((1, False), (2, True), (3, False)):
+            if version > 1:
+                client.put(f"/v1/scenarios/{sid}", json=flagged(sensitive), headers=auth(key))
+            plan_id = _solve(client, key, sid)
+            plans.append((plan_id, checked_plan(client, key, sid, version, plan_id)))
+            assert client.post(f"/v1/plans/{plan_id}/publish", headers=auth(key)).status_code == 200
+        # Every review type is flagged, so every visit is sensitive (a draw-only trip draws for them).
+        visits = [{v.id for v in plan.visits} for _, plan in plans]
+        assert visits[0] == visits[1] == visits[2] and visits[0]  # the same plan each time
+        first, second, third = (client.get(f"/v1/plans/{p}/invites", headers=auth(key)).json()["items"]
+                                for p, _ in plans)
+        invited = {i["reference"]: i for i in first}
+
+        # Became sensitive: the invite the patient holds is cancelled; the new event sends nothing.
+        cancelled = [i for i in second if i["action"] == "cancel"]
+        assert len(cancelled) == len(visits[0])
+        assert all(i["method"] == "CANCEL" and i["reference"] in invited for i in cancelled)
+        for item in cancelled:
+            body = client.get(_path(invited[item["reference"]]["invite_url"])).content
+            (event,) = _events(body)
+            assert str(icalendar.Calendar.from_ical(body)["METHOD"]) == "CANCEL" and int(event["SEQUENCE"]) == 1
+        quiet = [i for i in second if i["action"] == "new"]
+        assert len(quiet) == len(visits[0]) and all(i["method"] is None and i["invite_url"] is None
+                                                           for i in quiet)
+        assert len(second) == 2 * len(visits[0])
+
+        # Sensitive no more: a fresh REQUEST with its own link; the sensitive events go quietly.
+        fresh = [i for i in third if i["action"] == "new"]
+        assert len(fresh) == len(visits[0])
+        assert all(i["method"] == "REQUEST" and i["invite_url"] and i["reference"] not in invited for i in fresh)
+        assert {i["reference"] for i in third if i["action"] == "cancel"} == {i["reference"] for i in quiet}
+        assert all(i["method"] is None for i in third if i["action"] == "cancel")
+        for item in fresh:
+            (event,) = _events(client.get(_path(item["invite_url"])).content)
+            assert int(event["SEQUENCE"]) == 0
+
+
+def test_a_cancel_that_arrives_while_the_plan_is_saved_wins(database_url):
+    key = make_keys(database_url)["manager"]
+    with running_service(database_url, run_jobs=False) as client:
+        sid = client.post("/v1/scenarios", json=tutorial(), headers=auth(key)).json()["id"]
+        job = client.post(f"/v1/scenarios/{sid}/plans", json={}, headers=auth(key)).json()
+    engine = make_engine(database_url)
+    factory = make_sessionmaker(engine)
+    with transaction(factory) as session:  # a worker claimed it; then the user pressed cancel
+        session.execute(update(Job).where(Job.id == job["id"]).values(status="running", cancel_requested=True))
+    run_job(job["id"], database_url)  # the solve itself, in this process
+    with factory() as session:
+        stored = session.get(Job, job["id"])
+        assert (stored.status, stored.error_code, stored.plan_id) == ("cancelled", "cancelled", None)
+        assert session.scalar(select(func.count()).select_from(PlanRecord)) == 0
+    engine.dispose()
+
+
+class _NoProcesses:
+    """A process context that cannot start processes (as when the machine is out of them)."""
+
+    class Process:
+        def __init__(self, **_kwargs) -> None:
+            pass
+
+        def start(self) -> None:
+            raise OSError("Resource temporarily unavailable")
+
+
+def test_a_worker_that_cannot_start_fails_its_job_instead_of_leaving_it_running(database_url):
+    key = make_keys(database_url)["manager"]
+    with running_service(database_url, run_jobs=False) as client:
+        sid = client.post("/v1/scenarios", json=tutorial(), headers=auth(key)).json()["id"]
+        job = client.post(f"/v1/scenarios/{sid}/plans", json={}, headers=auth(key)).json()
+        engine = make_engine(database_url)
+        dispatcher = Dispatcher(database_url, make_sessionmaker(engine), workers=1, poll_seconds=0.1)
+        dispatcher._context = _NoProcesses()
+        dispatcher.tick()
+        after = client.get(f"/v1/jobs/{job['id']}", headers=auth(key)).json()
+        assert after["status"] == "failed" and after["error"]["code"] == "worker_start_failed"
+        assert "Resource temporarily unavailable" in after["error"]["message"] and not dispatcher.running
+        engine.dispose()
+
+
+def test_addresses_and_names_the_database_cannot_hold_are_client_errors(database_url):
+    key = make_keys(database_url)["manager"]
+    with running_service(database_url) as client:
+        long_name = "Riverside \x00 clinic " + "x" * 300
+        created = client.post("/v1/scenarios", json=tutorial(name=long_name), headers=auth(key))
+        assert created.status_code == 201, created.text
+        sid = created.json()["id"]
+        assert "\x00" not in created.json()["name"] and len(created.json()["name"]) == 200
+        stored = client.get(f"/v1/scenarios/{sid}/versions/1", headers=auth(key)).json()
+        assert stored["name"] == long_name  # the document keeps the name whole
+
+        for path in (f"/v1/scenarios/{sid}%00", "/v1/jobs/%00", "/v1/calendar/room/%00abc.ics",
+                     f"/v1/scenarios/{sid}/calendar-tokens?kind=%00"):
+            response = client.get(path, headers=auth(key))
+            assert response.status_code == 400, (path, response.text)
+            assert response.json()["error"]["code"] == "invalid_character"
+        too_big = client.get(f"/v1/scenarios/{sid}/versions/{2**31}", headers=auth(key))
+        assert too_big.status_code == 422 and too_big.json()["error"]["field"] == "path.version"
+        assert client.post(f"/v1/scenarios/{sid}/plans", json={"version": 2**31},
+                           headers=auth(key)).status_code == 422
+
+        files = {"scenario": ("r" * 300 + ".yaml", yaml.safe_dump(tutorial()).encode(), "application/yaml")}
+        uploaded = client.post("/v1/scenarios/upload", files=files, headers=auth(key))
+        assert uploaded.status_code == 201 and len(uploaded.json()["versions"][0]["source"]) == 200
+
+        plan_id = _solve(client, key, sid)
+        checked_plan(client, key, sid, 1, plan_id)
+        assert client.get(f"/v1/plans/{plan_id}/appointments", params={"clinician_id": "a\x00b"},
+                          headers=auth(key)).status_code == 400
+        client.post(f"/v1/plans/{plan_id}/publish", headers=auth(key))
+        invite = client.get(f"/v1/plans/{plan_id}/invites", headers=auth(key)).json()["items"][0]
+        for bad in ("a,b@example.org", "Someone <a@example.org>", "a@b@example.org", "a@example.org\r\nBcc: x@y"):
+            response = client.get(f"/v1/invites/{invite['reference']}/message", params={"to": bad}, headers=auth(key))
+            assert response.status_code == 422, (bad, response.text)
+        head = client.head(_path(invite["invite_url"]))
+        assert head.status_code == 200 and head.headers["content-type"].startswith("text/calendar")
+        assert client.head("/v1/calendar/patient/" + "A" * 43 + ".ics").status_code == 404
