@@ -1,9 +1,8 @@
 """API load: requests per second and p50/p99 latency for plan reads and calendar reads.
 
 Starts `onevisit serve` on loopback against a throwaway SQLite file (or --database-url, an empty
-database: its tables are created there), plans
-and publishes the practice month through the API, then sends a bounded number of requests from
-a few client threads. Loopback only; stops at --requests per kind or --seconds, whichever first.
+database: its tables are created there), plans and publishes the practice month through the API,
+then sends a bounded number of requests from a few client threads. Loopback only; stops at --requests per kind or --seconds, whichever first.
 
     .venv/bin/python benchmarks/api_load.py --requests 2000 --clients 8
 """
