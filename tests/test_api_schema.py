@@ -16,8 +16,8 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
-from sqlalchemy import create_engine, text
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
+from sqlalchemy import create_engine, text
 
 from api.app import create_app
 from api.config import Settings
@@ -40,7 +40,7 @@ def _create_postgres_schema() -> None:
     try:
         with admin.begin() as connection:
             connection.execute(text(f'CREATE SCHEMA "{PG_SCHEMA}"'))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means the same
         raise RuntimeError(f"PostgreSQL unreachable at {POSTGRES_URL} ({type(exc).__name__}: {exc}); "
                            "start it or set ONEVISIT_TEST_POSTGRES_URL=skip") from None
     finally:
