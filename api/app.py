@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from api import errors
 from api.config import Settings
-from api.db import database_ready, make_engine, make_sessionmaker, upgrade
+from api.db import database_ready, make_engine, make_sessionmaker, upgrade, writer
 from api.deps import Services
 from api.jobs import Dispatcher, recover_interrupted
 from api.routes import calendar, jobs, plans, scenarios
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         upgrade(settings.database_url)
         engine = make_engine(settings.database_url)
         factory = make_sessionmaker(engine)
-        app.state.services = Services(settings, engine, factory)
+        app.state.services = Services(settings, engine, factory, make_sessionmaker(writer(engine)), anyio.Lock())
         if run_jobs:
             recover_interrupted(factory)
         dispatcher = Dispatcher(settings.database_url, factory, settings.workers, settings.poll_seconds)

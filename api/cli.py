@@ -12,13 +12,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from api.config import Settings
 from api.db import make_engine, make_sessionmaker, transaction, upgrade
 from api.keys import ROLES, create_key, organisation, revoke_key
 from api.models import PlanRecord, ScenarioRecord
-from api.store import add_plan, add_scenario, add_version, scenario_version
+from api.store import add_plan, add_scenario, add_version, label, scenario_version
 from scheduler import cli as engine_cli
 from scheduler.domain import Scenario
 from scheduler.plan import Plan
@@ -50,7 +50,7 @@ def save_plan(url: str, scenario: Scenario, plan: Plan, source: str) -> tuple[Sc
         with transaction(make_sessionmaker(engine)) as session:
             org = organisation(session, LOCAL_ORGANISATION)
             record = session.scalar(select(ScenarioRecord).where(
-                ScenarioRecord.organisation_id == org.id, ScenarioRecord.name == scenario.name))
+                ScenarioRecord.organisation_id == org.id, ScenarioRecord.name == label(scenario.name)))
             if record is None:
                 version = add_scenario(session, org.id, scenario, source)
                 record = session.get(ScenarioRecord, version.scenario_id)
@@ -144,8 +144,10 @@ def ics(
                 raise typer.Exit(engine_cli.EXIT_BAD_INPUT)
             scenario = scenario_of(session.get(ScenarioVersion, record.scenario_version_id))
             plan = plan_of(record)
+            latest = select(func.max(Publication.publish_number)).where(Publication.plan_id == record.id)
             rows = session.execute(select(Publication, CalendarEvent).join(
-                CalendarEvent, CalendarEvent.id == Publication.event_id).where(Publication.plan_id == record.id)).all()
+                CalendarEvent, CalendarEvent.id == Publication.event_id).where(
+                Publication.plan_id == record.id, Publication.publish_number == latest.scalar_subquery())).all()
             current = {}
             for pub, event in rows:
                 if pub.action != "cancel":

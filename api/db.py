@@ -53,6 +53,11 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def writer(engine: Engine) -> Engine:
+    """The same engine, whose transactions begin as writers (at their first statement)."""
+    return engine.execution_options(**{WRITES: True})
+
+
 def begin_writing(session: Session) -> None:
     """Start the session's transaction as a writer (SQLite: BEGIN IMMEDIATE; no-op elsewhere)."""
     session.connection(execution_options={WRITES: True})

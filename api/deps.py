@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.config import Settings
-from api.db import begin_writing
 from api.errors import ApiError
 from api.keys import Caller, authenticate
 
@@ -21,7 +21,9 @@ from api.keys import Caller, authenticate
 class Services:
     settings: Settings
     engine: Engine
-    factory: sessionmaker[Session]
+    factory: sessionmaker[Session]  # reading
+    writer_factory: sessionmaker[Session]  # writing: SQLite's write lock at the first statement
+    write_turn: anyio.Lock  # one writing request at a time in this process
 
 
 def services(request: Request) -> Services:
@@ -31,15 +33,31 @@ def services(request: Request) -> Services:
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
-def db(request: Request) -> Iterator[Session]:
+async def write_turn(request: Request) -> AsyncIterator[None]:
+    """Writing requests take turns, waiting on the event loop rather than in worker threads.
+
+    A request waiting for a database write lock inside a thread would hold that thread; enough of
+    them and the request holding the lock could not get a thread to finish (SQLite's busy wait
+    would then fail them all). Reads never wait here.
+    """
+    if request.method in SAFE_METHODS:
+        yield
+        return
+    async with services(request).write_turn:
+        yield
+
+
+def db(request: Request, _turn: Annotated[None, Depends(write_turn, scope="function")]) -> Iterator[Session]:
     """A session whose work commits when the route succeeds and rolls back when it fails.
 
     Used with scope="function": the commit happens before the response is sent, so a client that
     got a 201 can read what it wrote at once, and a failed commit is an error, not a lost write.
+    A writing request's transaction begins at its first statement, so work done before it (such
+    as parsing an upload) holds no database lock.
     """
-    with services(request).factory() as session, session.begin():
-        if request.method not in SAFE_METHODS:
-            begin_writing(session)
+    found = services(request)
+    factory = found.factory if request.method in SAFE_METHODS else found.writer_factory
+    with factory() as session, session.begin():
         yield session
 
 
@@ -50,12 +68,14 @@ DB = Annotated[Session, Depends(db, scope="function")]
 
 
 def caller(
-    session: DB,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
+    """The calling key, looked up in a short session of its own (no lock held for the route)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, "unauthorised", "An API key is required: 'Authorization: Bearer <key>'.", "Authorization")
-    found = authenticate(session, credentials.credentials)
+    with services(request).factory() as session:
+        found = authenticate(session, credentials.credentials)
     if found is None:
         raise ApiError(401, "unauthorised", "Unknown or revoked API key.", "Authorization")
     return found

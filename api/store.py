@@ -31,14 +31,16 @@ def add_scenario(session: Session, organisation_id: str, scenario: Scenario, sou
 
 
 def lock_scenario(session: Session, scenario_id: str) -> ScenarioRecord:
-    """The scenario row, locked until the transaction ends (PostgreSQL: FOR UPDATE; SQLite holds
-    the write lock already), so numbering versions and plans or publishing never races."""
-    return session.get(ScenarioRecord, scenario_id, with_for_update=True, populate_existing=True)
+    """The scenario row, locked until the transaction ends, so numbering versions and plans or
+    publishing never races. PostgreSQL: FOR NO KEY UPDATE, which still lets rows that refer to the
+    scenario (jobs, tokens) be inserted meanwhile; SQLite: the writer's lock is held already."""
+    return session.get(ScenarioRecord, scenario_id, with_for_update={"key_share": True}, populate_existing=True)
 
 
 def label(text: str) -> str:
-    """A name or file name as a short database label: NUL removed, at most 200 characters."""
-    return text.replace("\x00", "")[:200]
+    """A name or file name as a short database label: valid UTF-8 without NUL, at most 200
+    characters (the full name stays in the scenario document)."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")[:200]
 
 
 def add_version(session: Session, record: ScenarioRecord, scenario: Scenario, source: str) -> ScenarioVersion:

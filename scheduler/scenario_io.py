@@ -1292,6 +1292,7 @@ def _build(
         )
         raise ScenarioError(_in_file_order(problems, order))
     where = _Where(source, data, parsed.lines, merged.origins)
+    problems.extend(where.problem(path, message) for path, message in _text_problems(data, ()))
     bad: list[tuple[PathT, str]] = list(_temporal_problems(data, Scenario, ()))
     scenario: Scenario | None = None
     try:
@@ -1311,6 +1312,22 @@ def _build(
     if problems:
         raise ScenarioError(_in_file_order(problems, order))
     return scenario
+
+
+def _text_problems(value: Any, path: PathT) -> Iterator[tuple[PathT, str]]:
+    """Text that no file, database or calendar can hold: NUL characters and lone surrogates
+    (a JSON body can carry both as \\u escapes)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield path, "contains a NUL character"
+        elif any("\ud800" <= ch <= "\udfff" for ch in value):
+            yield path, "is not valid Unicode text (it holds a lone surrogate)"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _text_problems(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _text_problems(item, (*path, index))
 
 
 def _in_file_order(problems: list[Problem], sources: list[str]) -> list[Problem]:

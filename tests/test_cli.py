@@ -177,3 +177,48 @@ def test_publish_and_ics_write_calendar_files_for_the_newest_plan(tmp_path):
     scenario = load_scenario(TUTORIAL)
     assert {p.stem for p in (tmp_path / "cal" / "rooms").glob("*.ics")} == {r.id for r in scenario.rooms}
     assert onevisit("publish", "--database-url", url).returncode == 2  # already the published plan
+
+
+def _saved_plan_id(result: subprocess.CompletedProcess) -> str:
+    import re
+
+    assert result.returncode == 0, result.stderr
+    return re.search(r"plan ([0-9a-f]{32})", " ".join(result.stdout.split()))[1]
+
+
+def test_ics_after_publishing_an_earlier_plan_again_uses_that_publication(tmp_path):
+    import icalendar
+
+    url = f"sqlite:///{tmp_path / 'again.db'}"
+    fewer = yaml.safe_load(TUTORIAL.read_text())
+    fewer["patients"] = fewer["patients"][1:]  # the same scenario (same name), one patient fewer
+    (tmp_path / "fewer.yaml").write_text(yaml.safe_dump(fewer))
+    plan_a = _saved_plan_id(onevisit("plan", str(TUTORIAL), "--out", str(tmp_path / "a"), "--time-limit", "3",
+                                     "--database-url", url))
+    plan_b = _saved_plan_id(onevisit("plan", str(tmp_path / "fewer.yaml"), "--out", str(tmp_path / "b"),
+                                     "--time-limit", "3", "--database-url", url))
+    for plan_id in (plan_a, plan_b, plan_a):
+        assert onevisit("publish", plan_id, "--database-url", url).returncode == 0
+    written = onevisit("ics", plan_a, "--database-url", url, "--out", str(tmp_path / "cal"))
+    assert written.returncode == 0, written.stderr
+    plan = Plan.model_validate_json((tmp_path / "a" / "plan.json").read_text())
+    invites = {}
+    for path in (tmp_path / "cal" / "invites").glob("*.ics"):
+        (event,) = icalendar.Calendar.from_ical(path.read_bytes()).walk("VEVENT")
+        invites[str(event["UID"])] = int(event["SEQUENCE"])
+    assert len(invites) == len(plan.visits)  # the latest publication's events only
+    for path in (tmp_path / "cal" / "rooms").glob("*.ics"):
+        for event in icalendar.Calendar.from_ical(path.read_bytes()).walk("VEVENT"):
+            assert invites.get(str(event["UID"])) == int(event["SEQUENCE"])  # never a cancelled event
+
+
+def test_a_long_scenario_name_is_still_found_again(tmp_path):
+    url = f"sqlite:///{tmp_path / 'long.db'}"
+    scenario = yaml.safe_load(TUTORIAL.read_text())
+    scenario["name"] = "Elmfield Surgery long-term conditions month " + "x" * 250
+    (tmp_path / "long.yaml").write_text(yaml.safe_dump(scenario))
+    for number in (1, 2):
+        result = onevisit("plan", str(tmp_path / "long.yaml"), "--out", str(tmp_path / "out"), "--time-limit", "2",
+                          "--database-url", url)
+        said = " ".join(result.stdout.split())
+        assert result.returncode == 0 and "version 1," in said and f"plan {number} of this scenario" in said, said

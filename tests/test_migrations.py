@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import MetaData, select
+from sqlalchemy import MetaData, inspect, select
 
 from api.db import alembic_config, make_engine, upgrade
 from api.models import Base
@@ -76,3 +77,56 @@ def test_migrated_schema_matches_the_models(database_url):
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     engine.dispose()
     assert differences == [], differences
+
+
+def test_a_migration_that_fails_part_way_leaves_the_database_as_it_was(database_url, monkeypatch):
+    """A crash while copying publications: nothing of 0002 stays, and the retry succeeds."""
+    from alembic import op
+
+    config = alembic_config(database_url)
+    command.upgrade(config, "0001")
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        _seed_release_one(connection)
+    real = op.execute
+
+    def crash_while_copying(sql, *args, **kwargs):
+        if str(sql).startswith("INSERT INTO publications_next"):
+            raise RuntimeError("simulated crash while copying publications")
+        return real(sql, *args, **kwargs)
+
+    monkeypatch.setattr(op, "execute", crash_while_copying)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        upgrade(database_url)
+    monkeypatch.setattr(op, "execute", real)
+    with engine.connect() as connection:
+        tables = MetaData()
+        tables.reflect(connection)
+        assert "publish_count" not in tables.tables["scenarios"].c and "publications_next" not in tables.tables
+        assert connection.execute(select(tables.tables["alembic_version"].c.version_num)).scalar_one() == "0001"
+    upgrade(database_url)  # the retry
+    with engine.connect() as connection:
+        tables = MetaData()
+        tables.reflect(connection)
+        assert len(connection.execute(select(tables.tables["publications"])).all()) == 2
+    engine.dispose()
+
+
+def test_migrated_constraints_keep_their_names(database_url):
+    """Later migrations refer to constraints by name; a table copied in 0002 must keep them."""
+    config = alembic_config(database_url)
+    engine = make_engine(database_url)
+    command.upgrade(config, "0001")
+    before = _constraint_names(engine)
+    upgrade(database_url)
+    assert _constraint_names(engine) == before
+    command.downgrade(config, "0001")
+    assert _constraint_names(engine) == before
+    engine.dispose()
+
+
+def _constraint_names(engine) -> set[str | None]:
+    found = inspect(engine)
+    names = {found.get_pk_constraint("publications")["name"]}
+    names |= {fk["name"] for fk in found.get_foreign_keys("publications")}
+    return names

@@ -137,8 +137,8 @@ def upload_version(
     sessions_csv: Annotated[UploadFile | None, File()] = None,
     due_reviews_csv: Annotated[UploadFile | None, File()] = None,
 ) -> ScenarioOut:
+    parsed, source = _parse_files(scenario, sessions_csv, due_reviews_csv)  # before any database lock
     record = scenario_record(session, caller.organisation_id, scenario_id)
-    parsed, source = _parse_files(scenario, sessions_csv, due_reviews_csv)
     add_version(session, record, parsed, source)
     return scenario_out(session, record)
 

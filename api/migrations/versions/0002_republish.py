@@ -30,6 +30,15 @@ def _publications(name: str, key: list[str], with_number: bool) -> None:
     op.create_table(name, *columns, sa.PrimaryKeyConstraint(*key))
 
 
+def _take_names(temporary: str) -> None:
+    """PostgreSQL keeps the constraint names of the table a copy was made in; give back the
+    names the publications table had, so later migrations can refer to them."""
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    for suffix in ("pkey", "plan_id_fkey", "event_id_fkey"):
+        op.execute(f"ALTER TABLE publications RENAME CONSTRAINT {temporary}_{suffix} TO publications_{suffix}")
+
+
 def upgrade() -> None:
     with op.batch_alter_table('scenarios') as batch_op:
         batch_op.add_column(sa.Column('publish_count', sa.Integer(), nullable=False, server_default='0'))
@@ -46,6 +55,7 @@ def upgrade() -> None:
     op.drop_index('ix_publications_patient_id', table_name='publications')
     op.drop_table('publications')
     op.rename_table('publications_next', 'publications')
+    _take_names('publications_next')
     op.create_index('ix_publications_patient_id', 'publications', ['patient_id'], unique=False)
 
 
@@ -59,6 +69,7 @@ def downgrade() -> None:
     op.drop_index('ix_publications_patient_id', table_name='publications')
     op.drop_table('publications')
     op.rename_table('publications_previous', 'publications')
+    _take_names('publications_previous')
     op.create_index('ix_publications_patient_id', 'publications', ['patient_id'], unique=False)
     with op.batch_alter_table('scenarios') as batch_op:
         batch_op.drop_column('publish_count')
