@@ -44,6 +44,12 @@ def test_health_and_readiness(database_url):
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").json() == {"status": "ready"}
         assert "/v1/scenarios" in client.get("/openapi.json").json()["paths"]
+        for method, path, allowed in (("DELETE", "/v1/scenarios", "GET, POST"), ("HEAD", "/v1/jobs/x", "GET"),
+                                      ("POST", "/v1/calendar/room/x.ics", "GET, HEAD")):
+            refused = client.request(method, path)
+            assert refused.status_code == 405 and refused.headers["allow"] == allowed, (method, path)
+            if method != "HEAD":
+                assert refused.json()["error"]["code"] == "method_not_allowed"
 
 
 def test_plan_end_to_end_with_views_and_checked_result(database_url):

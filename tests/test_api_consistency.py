@@ -8,6 +8,7 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import anyio
 import icalendar
 import yaml
 from sqlalchemy import func, select, update
@@ -145,6 +146,42 @@ def test_a_crowd_of_writes_all_succeed(database_url):
         with ThreadPoolExecutor(60) as pool:
             assert list(pool.map(create, range(60))) == [201] * 60
         assert len(client.get("/v1/scenarios", headers=auth(key)).json()["items"]) == 60
+
+
+def test_a_scenario_is_read_and_checked_before_its_turn_to_write(database_url):
+    """While another request holds the write turn, a broken scenario is refused at once (it is
+    validated before the turn), and a good one waits for the turn, then is saved."""
+    key = make_keys(database_url)["manager"]
+    with running_service(database_url, run_jobs=False) as client:
+        turn = client.app.state.services.write_turn
+        holding, release = threading.Event(), threading.Event()
+
+        async def hold_the_turn() -> None:
+            async with turn:
+                holding.set()
+                await anyio.to_thread.run_sync(release.wait)
+
+        held = client.portal.start_task_soon(hold_the_turn)
+        answers: dict[str, int] = {}
+
+        def post(name: str, body: dict) -> threading.Thread:
+            def send() -> None:
+                answers[name] = client.post("/v1/scenarios", json=body, headers=auth(key)).status_code
+
+            thread = threading.Thread(target=send)
+            thread.start()
+            return thread
+
+        try:
+            assert holding.wait(10)
+            good, broken = post("good", tutorial()), post("broken", {"name": "broken"})
+            broken.join(20)
+            assert answers == {"broken": 422}  # answered while the turn was held; the good one waits
+        finally:
+            release.set()  # a failure must not leave the turn held (the service could not stop)
+        held.result(10)
+        good.join(60)
+        assert answers == {"broken": 422, "good": 201}
 
 
 def test_a_clinic_becoming_sensitive_cancels_the_invite_and_back_sends_a_new_one(database_url):

@@ -130,3 +130,25 @@ def _constraint_names(engine) -> set[str | None]:
     names = {found.get_pk_constraint("publications")["name"]}
     names |= {fk["name"] for fk in found.get_foreign_keys("publications")}
     return names
+
+
+def test_processes_starting_together_migrate_one_after_the_other(database_url):
+    """A serving and a solving instance (or a CLI run) starting at once on an empty database:
+    both upgrades succeed, one waits for the other and finds the schema current."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    command_line = [sys.executable, "-m", "api.cli", "db", "upgrade", "--database-url", database_url]
+    for _attempt in range(3):
+        runs = [subprocess.Popen(command_line, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(3)]
+        results = [(run.wait(timeout=120), run.stderr.read()) for run in runs]
+        assert all(code == 0 for code, _ in results), results
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        tables = MetaData()
+        tables.reflect(connection)
+        assert connection.execute(select(tables.tables["alembic_version"].c.version_num)).scalars().all() == ["0002"]
+    engine.dispose()

@@ -1,7 +1,7 @@
 """Alembic environment: migrations run against the URL the service was configured with."""
 
 from alembic import context
-from sqlalchemy import Engine, engine_from_config, event, pool
+from sqlalchemy import Engine, create_engine, event, pool
 
 from api.models import Base
 
@@ -9,19 +9,27 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _engine() -> Engine:
-    """SQLite too runs every migration in one transaction, so a failure part-way leaves the
-    database as it was: the driver's own transaction handling would commit each DDL statement."""
-    engine = engine_from_config(config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.",
-                                poolclass=pool.NullPool)
-    if engine.dialect.name == "sqlite":
-        @event.listens_for(engine, "connect")
-        def _no_driver_transactions(dbapi_connection, _record) -> None:
-            dbapi_connection.isolation_level = None
+MIGRATION_LOCK = 4_107_731  # PostgreSQL advisory lock key: one migrating process at a time
 
-        @event.listens_for(engine, "begin")
-        def _begin(connection) -> None:
-            connection.exec_driver_sql("BEGIN")
+
+def _engine() -> Engine:
+    """Every migration runs in one transaction, so a failure part-way leaves the database as it
+    was (on SQLite the driver's own transaction handling would commit each DDL statement), and
+    processes starting together migrate one after the other: the later one waits, then finds
+    the schema current."""
+    url = config.get_main_option("sqlalchemy.url")
+    if not url.startswith("sqlite"):
+        return create_engine(url, poolclass=pool.NullPool)
+    engine = create_engine(url, poolclass=pool.NullPool, connect_args={"timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")  # the writer's lock before reading the version
+
     return engine
 
 
@@ -36,6 +44,8 @@ def run_migrations_online() -> None:
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
                           transactional_ddl=True)
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             context.run_migrations()
 
 

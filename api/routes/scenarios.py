@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, File, Path, UploadFile
+from fastapi import APIRouter, Body, Depends, File, Path, UploadFile
 from sqlalchemy import select
 
 from api.deps import DB, CallerDep
@@ -75,6 +75,24 @@ def _parse_files(scenario: UploadFile, sessions_csv: UploadFile | None,
     return parsed, ", ".join(n for n in (name, sessions_name, due_name) if n)
 
 
+def parsed_json(body: ScenarioBody) -> Scenario:
+    return _parse_json(body)
+
+
+def parsed_upload(
+    scenario: Annotated[UploadFile, File(description="Scenario file, .yaml or .json.")],
+    sessions_csv: Annotated[UploadFile | None, File(description="Roster sessions CSV.")] = None,
+    due_reviews_csv: Annotated[UploadFile | None, File(description="Due reviews CSV.")] = None,
+) -> tuple[Scenario, str]:
+    return _parse_files(scenario, sessions_csv, due_reviews_csv)
+
+
+# Parsed as dependencies declared after the key and before the session: a large scenario is
+# validated before the request takes its turn to write, so it holds up no other write.
+ParsedJson = Annotated[Scenario, Depends(parsed_json)]
+ParsedUpload = Annotated[tuple[Scenario, str], Depends(parsed_upload)]
+
+
 def scenario_out(session: DB, record: ScenarioRecord) -> ScenarioOut:
     versions = session.scalars(select(ScenarioVersion).where(ScenarioVersion.scenario_id == record.id)
                                .order_by(ScenarioVersion.version)).all()
@@ -84,20 +102,15 @@ def scenario_out(session: DB, record: ScenarioRecord) -> ScenarioOut:
 
 
 @router.post("/scenarios", status_code=201, response_model=ScenarioOut, summary="Create a scenario from JSON")
-def create_scenario(body: ScenarioBody, session: DB, caller: CallerDep) -> ScenarioOut:
-    version = add_scenario(session, caller.organisation_id, _parse_json(body), "json")
+def create_scenario(caller: CallerDep, parsed: ParsedJson, session: DB) -> ScenarioOut:
+    version = add_scenario(session, caller.organisation_id, parsed, "json")
     return scenario_out(session, session.get(ScenarioRecord, version.scenario_id))
 
 
 @router.post("/scenarios/upload", status_code=201, response_model=ScenarioOut,
              summary="Create a scenario from a scenario file and optional roster / due-review CSVs")
-def upload_scenario(
-    session: DB, caller: CallerDep,
-    scenario: Annotated[UploadFile, File(description="Scenario file, .yaml or .json.")],
-    sessions_csv: Annotated[UploadFile | None, File(description="Roster sessions CSV.")] = None,
-    due_reviews_csv: Annotated[UploadFile | None, File(description="Due reviews CSV.")] = None,
-) -> ScenarioOut:
-    parsed, source = _parse_files(scenario, sessions_csv, due_reviews_csv)
+def upload_scenario(caller: CallerDep, upload: ParsedUpload, session: DB) -> ScenarioOut:
+    parsed, source = upload
     version = add_scenario(session, caller.organisation_id, parsed, source)
     return scenario_out(session, session.get(ScenarioRecord, version.scenario_id))
 
@@ -123,21 +136,16 @@ def get_scenario_version(scenario_id: str, version: Annotated[int, Path(ge=1, le
 
 
 @router.put("/scenarios/{scenario_id}", response_model=ScenarioOut, summary="Save an edit as a new version")
-def new_version(scenario_id: str, body: ScenarioBody, session: DB, caller: CallerDep) -> ScenarioOut:
+def new_version(scenario_id: str, caller: CallerDep, parsed: ParsedJson, session: DB) -> ScenarioOut:
     record = scenario_record(session, caller.organisation_id, scenario_id)
-    add_version(session, record, _parse_json(body), "json")
+    add_version(session, record, parsed, "json")
     return scenario_out(session, record)
 
 
 @router.post("/scenarios/{scenario_id}/upload", response_model=ScenarioOut,
              summary="Save uploaded files as a new version")
-def upload_version(
-    scenario_id: str, session: DB, caller: CallerDep,
-    scenario: Annotated[UploadFile, File()],
-    sessions_csv: Annotated[UploadFile | None, File()] = None,
-    due_reviews_csv: Annotated[UploadFile | None, File()] = None,
-) -> ScenarioOut:
-    parsed, source = _parse_files(scenario, sessions_csv, due_reviews_csv)  # before any database lock
+def upload_version(scenario_id: str, caller: CallerDep, upload: ParsedUpload, session: DB) -> ScenarioOut:
+    parsed, source = upload
     record = scenario_record(session, caller.organisation_id, scenario_id)
     add_version(session, record, parsed, source)
     return scenario_out(session, record)
