@@ -7,6 +7,7 @@ same words the command line prints.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -122,11 +123,18 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _allowed_methods(request: Request) -> set[str]:
-    """Every method some route serves at this path (Starlette names none for included routers):
-    each method is tried against the app's routes, as routing itself would."""
-    allowed = set()
-    for method in METHODS:
-        scope = {**request.scope, "method": method}
-        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
-            allowed.add(method)
-    return allowed
+    """The methods the OpenAPI document lists for this path; a concrete path wins over a
+    template (`/v1/scenarios/upload` over `/v1/scenarios/{scenario_id}`), as OpenAPI says.
+    Paths outside the document (the docs pages) are tried against the routes as routing would."""
+    candidates: list[tuple[int, set[str]]] = []
+    for template, item in request.app.openapi()["paths"].items():
+        parts = re.split(r"(\{[^}]+\})", template)
+        pattern = "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
+        if re.fullmatch(pattern, request.url.path):
+            candidates.append((template.count("{"), {m.upper() for m in item if m.upper() in METHODS}))
+    if candidates:
+        fewest = min(count for count, _ in candidates)
+        return set().union(*(methods for count, methods in candidates if count == fewest))
+    scopes = ({**request.scope, "method": method} for method in METHODS)
+    return {scope["method"] for scope in scopes
+            if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes)}

@@ -45,7 +45,8 @@ def test_health_and_readiness(database_url):
         assert client.get("/readyz").json() == {"status": "ready"}
         assert "/v1/scenarios" in client.get("/openapi.json").json()["paths"]
         for method, path, allowed in (("DELETE", "/v1/scenarios", "GET, POST"), ("HEAD", "/v1/jobs/x", "GET"),
-                                      ("POST", "/v1/calendar/room/x.ics", "GET, HEAD")):
+                                      ("POST", "/v1/calendar/room/x.ics", "GET, HEAD"),
+                                      ("OPTIONS", "/v1/scenarios/upload", "POST")):  # not /scenarios/{id}
             refused = client.request(method, path)
             assert refused.status_code == 405 and refused.headers["allow"] == allowed, (method, path)
             if method != "HEAD":
