@@ -83,11 +83,13 @@ class RejectNul:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (
-                "\x00" in scope["path"] or b"\x00" in unquote_to_bytes(scope.get("query_string", b""))):
-            message = "The address contains a NUL character."
-            await JSONResponse(_body("invalid_character", message), status_code=400)(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            where = ("path" if "\x00" in scope["path"] else
+                     "query" if b"\x00" in unquote_to_bytes(scope.get("query_string", b"")) else None)
+            if where:
+                message = f"The address's {where} contains a NUL character."
+                await JSONResponse(_body("invalid_character", message, where), status_code=400)(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
 

@@ -202,6 +202,9 @@ def test_ics_after_publishing_an_earlier_plan_again_uses_that_publication(tmp_pa
     written = onevisit("ics", plan_a, "--database-url", url, "--out", str(tmp_path / "cal"))
     assert written.returncode == 0, written.stderr
     plan = Plan.model_validate_json((tmp_path / "a" / "plan.json").read_text())
+    assert check_plan(load_scenario(TUTORIAL), plan).ok
+    assert check_plan(load_scenario(tmp_path / "fewer.yaml"),
+                      Plan.model_validate_json((tmp_path / "b" / "plan.json").read_text())).ok
     invites = {}
     for path in (tmp_path / "cal" / "invites").glob("*.ics"):
         (event,) = icalendar.Calendar.from_ical(path.read_bytes()).walk("VEVENT")
@@ -222,3 +225,5 @@ def test_a_long_scenario_name_is_still_found_again(tmp_path):
                           "--database-url", url)
         said = " ".join(result.stdout.split())
         assert result.returncode == 0 and "version 1," in said and f"plan {number} of this scenario" in said, said
+        written = Plan.model_validate_json((tmp_path / "out" / "plan.json").read_text())
+        assert check_plan(load_scenario(tmp_path / "long.yaml"), written).ok
