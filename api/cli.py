@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from api.config import Settings
 from api.db import make_engine, make_sessionmaker, transaction, upgrade
@@ -129,8 +129,8 @@ def ics(
     """Write a published plan's calendar files: each patient invite (or cancellation) it sent,
     and a feed per clinician and per room."""
     from api.calendar import clinician_feed, room_feed
-    from api.models import CalendarEvent, Publication, ScenarioVersion
-    from api.publish import download_address, identity, invite_file
+    from api.models import ScenarioVersion
+    from api.publish import download_address, identity, invite_file, latest_publication
     from api.store import plan_of, scenario_of
 
     settings = Settings.from_env()
@@ -144,10 +144,7 @@ def ics(
                 raise typer.Exit(engine_cli.EXIT_BAD_INPUT)
             scenario = scenario_of(session.get(ScenarioVersion, record.scenario_version_id))
             plan = plan_of(record)
-            latest = select(func.max(Publication.publish_number)).where(Publication.plan_id == record.id)
-            rows = session.execute(select(Publication, CalendarEvent).join(
-                CalendarEvent, CalendarEvent.id == Publication.event_id).where(
-                Publication.plan_id == record.id, Publication.publish_number == latest.scalar_subquery())).all()
+            rows = session.execute(latest_publication(record.id)).all()
             current = {}
             for pub, event in rows:
                 if pub.action != "cancel":

@@ -41,7 +41,7 @@ def make_engine(url: str) -> Engine:
         def _sqlite_begin(connection) -> None:
             # A unit of work that writes takes SQLite's write lock before its first read, so a
             # read-then-write (next plan number, SEQUENCE + 1, publish) cannot interleave with
-            # another writer; PostgreSQL gets the same guarantee from row locks (see `lock`).
+            # another writer; PostgreSQL gets the same guarantee from row locks (store.lock_scenario).
             writes = connection.get_execution_options().get(WRITES, False)
             connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 

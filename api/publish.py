@@ -15,7 +15,7 @@ import secrets
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from api.calendar import (
@@ -95,6 +95,13 @@ def _match(plan: Plan, active: list[CalendarEvent], sensitive: dict[str, bool]) 
             matched[visit.id] = best
             left[visit.patient_id].remove(best)
     return matched
+
+
+def latest_publication(plan_id: str) -> Select[tuple[Publication, CalendarEvent]]:
+    """Each event's record in the plan's latest publication (a plan published again has several)."""
+    latest = select(func.max(Publication.publish_number)).where(Publication.plan_id == plan_id)
+    return (select(Publication, CalendarEvent).join(CalendarEvent, CalendarEvent.id == Publication.event_id)
+            .where(Publication.plan_id == plan_id, Publication.publish_number == latest.scalar_subquery()))
 
 
 def _unique_reference(session: Session) -> str:

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import icalendar
 import yaml
 from fastapi.testclient import TestClient
 
@@ -74,3 +75,20 @@ def checked_plan(client, key: str, scenario_id: str, version: int, plan_id: str)
     report = check_plan(scenario, plan)
     assert report.ok, format_report(report)
     return plan
+
+
+def solve(client, key: str, scenario_id: str) -> str:
+    """Start a plan of the scenario's latest version, wait for it, return the plan id."""
+    job = client.post(f"/v1/scenarios/{scenario_id}/plans", json={}, headers=auth(key)).json()
+    job = wait_for_job(client, key, job["id"])
+    assert job["status"] == "finished", job
+    return job["plan_id"]
+
+
+def url_path(url: str) -> str:
+    """The path of a calendar link, to request it from the test client."""
+    return "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+
+def vevents(body: bytes) -> list:
+    return list(icalendar.Calendar.from_ical(body).walk("VEVENT"))

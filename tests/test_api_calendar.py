@@ -8,22 +8,16 @@ import secrets
 
 import icalendar
 
-from tests.api_support import auth, checked_plan, make_keys, running_service, tutorial, wait_for_job
-
-
-def _solve(client, key, scenario_id) -> str:
-    job = client.post(f"/v1/scenarios/{scenario_id}/plans", json={}, headers=auth(key)).json()
-    job = wait_for_job(client, key, job["id"])
-    assert job["status"] == "finished", job
-    return job["plan_id"]
-
-
-def _path(url: str) -> str:
-    return url.split("://", 1)[1].split("/", 1)[1].join(["/", ""])
-
-
-def _events(body: bytes) -> list:
-    return [c for c in icalendar.Calendar.from_ical(body).walk("VEVENT")]
+from tests.api_support import (
+    auth,
+    checked_plan,
+    make_keys,
+    running_service,
+    solve,
+    tutorial,
+    url_path,
+    vevents,
+)
 
 
 def test_publish_update_and_cancel_keep_uids_and_raise_sequence(database_url):
@@ -31,7 +25,7 @@ def test_publish_update_and_cancel_keep_uids_and_raise_sequence(database_url):
     with running_service(database_url) as client:
         first_body = tutorial()
         sid = client.post("/v1/scenarios", json=first_body, headers=auth(key)).json()["id"]
-        first = _solve(client, key, sid)
+        first = solve(client, key, sid)
         plan1 = checked_plan(client, key, sid, 1, first)
         published = client.post(f"/v1/plans/{first}/publish", headers=auth(key))
         assert published.status_code == 200, published.text
@@ -42,11 +36,11 @@ def test_publish_update_and_cancel_keep_uids_and_raise_sequence(database_url):
         assert len(invites) == len(plan1.visits) and all(i["method"] == "REQUEST" for i in invites)
         before = {}
         for invite in invites:
-            response = client.get(_path(invite["invite_url"]))
+            response = client.get(url_path(invite["invite_url"]))
             assert response.status_code == 200 and response.headers["content-type"].startswith("text/calendar")
             cal = icalendar.Calendar.from_ical(response.content)
             assert str(cal["METHOD"]) == "REQUEST"
-            (event,) = _events(response.content)
+            (event,) = vevents(response.content)
             before[invite["reference"]] = (invite["patient_id"], str(event["UID"]), int(event["SEQUENCE"]),
                                            event.decoded("DTSTART"))
             assert int(event["SEQUENCE"]) == 0
@@ -61,7 +55,7 @@ def test_publish_update_and_cancel_keep_uids_and_raise_sequence(database_url):
             if p["id"] == moved:
                 p["unavailable"] = [*p.get("unavailable", []), {"date": str(moved_visit.date)}]
         assert client.put(f"/v1/scenarios/{sid}", json=body, headers=auth(key)).status_code == 200
-        second = _solve(client, key, sid)
+        second = solve(client, key, sid)
         plan2 = checked_plan(client, key, sid, 2, second)
         counts = client.post(f"/v1/plans/{second}/publish", headers=auth(key)).json()["counts"]
         changes = client.get(f"/v1/plans/{second}/invites", headers=auth(key)).json()["items"]
@@ -70,8 +64,8 @@ def test_publish_update_and_cancel_keep_uids_and_raise_sequence(database_url):
 
         for change in changes:
             _patient, uid, sequence, start = before.get(change["reference"], (None, None, None, None))
-            response = client.get(_path(change["invite_url"]))
-            (event,) = _events(response.content)
+            response = client.get(url_path(change["invite_url"]))
+            (event,) = vevents(response.content)
             method = str(icalendar.Calendar.from_ical(response.content)["METHOD"])
             if change["action"] == "new":
                 assert uid is None and int(event["SEQUENCE"]) == 0
@@ -110,7 +104,7 @@ def test_feeds_share_uids_with_invites_and_tokens_resist_attacks(database_url):
     key = keys["manager"]
     with running_service(database_url) as client:
         sid = client.post("/v1/scenarios", json=tutorial(), headers=auth(key)).json()["id"]
-        plan_id = _solve(client, key, sid)
+        plan_id = solve(client, key, sid)
         plan = checked_plan(client, key, sid, 1, plan_id)
         first = plan.appointments[-1]
         clinician, room = first.clinician_ids[0], first.room_id
@@ -120,8 +114,8 @@ def test_feeds_share_uids_with_invites_and_tokens_resist_attacks(database_url):
                                   headers=auth(key))
             assert created.status_code == 201, created.text
             feeds[kind] = created.json()
-        empty = client.get(_path(feeds["room"]["url"]))  # nothing published yet: a valid, empty feed
-        assert empty.status_code == 200 and _events(empty.content) == []
+        empty = client.get(url_path(feeds["room"]["url"]))  # nothing published yet: a valid, empty feed
+        assert empty.status_code == 200 and vevents(empty.content) == []
 
         assert client.post(f"/v1/plans/{plan_id}/publish", headers=auth(keys["planner"])).status_code == 403
         assert client.post(f"/v1/plans/{plan_id}/publish", headers=auth(keys["other"])).status_code == 404
@@ -130,19 +124,19 @@ def test_feeds_share_uids_with_invites_and_tokens_resist_attacks(database_url):
         uid_of_visit = {}
         scenario = tutorial()
         for invite in invites:
-            body = client.get(_path(invite["invite_url"])).content
-            (event,) = _events(body)
+            body = client.get(url_path(invite["invite_url"])).content
+            (event,) = vevents(body)
             visit = next(v for v in plan.visits if v.patient_id == invite["patient_id"]
                          and event.decoded("DTSTART") == v.start)
             uid_of_visit[visit.id] = str(event["UID"])
         for kind, token in feeds.items():
-            body = client.get(_path(token["url"])).content
+            body = client.get(url_path(token["url"])).content
             cal = icalendar.Calendar.from_ical(body)
             assert "METHOD" not in cal and b"ATTENDEE" not in body
             subject = clinician if kind == "clinician" else room
             expected = {a.visit_id for a in plan.appointments
                         if (subject in a.clinician_ids if kind == "clinician" else a.room_id == subject)}
-            got = {str(e["UID"]) for e in _events(body)}
+            got = {str(e["UID"]) for e in vevents(body)}
             assert got == {uid_of_visit[v] for v in expected}
             text = body.decode()
             for p in scenario["patients"]:
@@ -154,7 +148,7 @@ def test_feeds_share_uids_with_invites_and_tokens_resist_attacks(database_url):
 
         # Attacks: guessed, cross-kind, revoked, other organisation.
         assert client.get(f"/v1/calendar/patient/{secrets.token_urlsafe(32)}.ics").status_code == 404
-        patient_token = _path(invites[0]["invite_url"]).rsplit("/", 1)[1]
+        patient_token = url_path(invites[0]["invite_url"]).rsplit("/", 1)[1]
         assert client.get(f"/v1/calendar/room/{patient_token}").status_code == 404
         assert client.get(f"/v1/calendar/clinician/{patient_token}").status_code == 404
         assert client.get(f"/v1/scenarios/{sid}/calendar-tokens", headers=auth(keys["other"])).status_code == 404
@@ -162,7 +156,7 @@ def test_feeds_share_uids_with_invites_and_tokens_resist_attacks(database_url):
         assert client.get(f"/v1/scenarios/{sid}/calendar-tokens", headers=auth(keys["planner"])).status_code == 403
         revoked = client.delete(f"/v1/calendar-tokens/{feeds['room']['id']}", headers=auth(key))
         assert revoked.status_code == 200 and revoked.json()["revoked_at"]
-        assert client.get(_path(feeds["room"]["url"])).status_code == 404
+        assert client.get(url_path(feeds["room"]["url"])).status_code == 404
         unknown = client.post(f"/v1/scenarios/{sid}/calendar-tokens", json={"kind": "room", "subject_id": "nope"},
                               headers=auth(key))
         assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "subject_id"
@@ -179,7 +173,7 @@ def test_sensitive_clinic_gets_no_invite_but_stays_in_feeds(database_url):
         t["sensitive"] = True
     with running_service(database_url) as client:
         sid = client.post("/v1/scenarios", json=body, headers=auth(key)).json()["id"]
-        plan_id = _solve(client, key, sid)
+        plan_id = solve(client, key, sid)
         plan = checked_plan(client, key, sid, 1, plan_id)
         client.post(f"/v1/plans/{plan_id}/publish", headers=auth(key))
         invites = client.get(f"/v1/plans/{plan_id}/invites", headers=auth(key)).json()["items"]
@@ -189,4 +183,4 @@ def test_sensitive_clinic_gets_no_invite_but_stays_in_feeds(database_url):
         room = next(a.room_id for a in plan.appointments if a.review_ids)
         token = client.post(f"/v1/scenarios/{sid}/calendar-tokens", json={"kind": "room", "subject_id": room},
                             headers=auth(key)).json()
-        assert _events(client.get(_path(token["url"])).content)
+        assert vevents(client.get(url_path(token["url"])).content)

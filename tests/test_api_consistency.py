@@ -16,22 +16,16 @@ from sqlalchemy import func, select, update
 from api.db import make_engine, make_sessionmaker, transaction
 from api.jobs import Dispatcher, run_job
 from api.models import CalendarEvent, Job, PlanRecord, ScenarioRecord
-from tests.api_support import auth, checked_plan, make_keys, running_service, tutorial, wait_for_job
-
-
-def _solve(client, key, scenario_id) -> str:
-    job = client.post(f"/v1/scenarios/{scenario_id}/plans", json={}, headers=auth(key)).json()
-    job = wait_for_job(client, key, job["id"])
-    assert job["status"] == "finished", job
-    return job["plan_id"]
-
-
-def _path(url: str) -> str:
-    return "/" + url.split("://", 1)[1].split("/", 1)[1]
-
-
-def _events(body: bytes) -> list:
-    return list(icalendar.Calendar.from_ical(body).walk("VEVENT"))
+from tests.api_support import (
+    auth,
+    checked_plan,
+    make_keys,
+    running_service,
+    solve,
+    tutorial,
+    url_path,
+    vevents,
+)
 
 
 def _without_first_patient() -> dict:
@@ -53,10 +47,10 @@ def test_an_earlier_plan_can_be_published_again_and_feeds_follow(database_url):
     key = make_keys(database_url)["manager"]
     with running_service(database_url) as client:
         sid = client.post("/v1/scenarios", json=tutorial(), headers=auth(key)).json()["id"]
-        plan_a = _solve(client, key, sid)
+        plan_a = solve(client, key, sid)
         a = checked_plan(client, key, sid, 1, plan_a)
         assert client.put(f"/v1/scenarios/{sid}", json=_without_first_patient(), headers=auth(key)).status_code == 200
-        plan_b = _solve(client, key, sid)
+        plan_b = solve(client, key, sid)
         b = checked_plan(client, key, sid, 2, plan_b)
         room = a.appointments[0].room_id
         feed = client.post(f"/v1/scenarios/{sid}/calendar-tokens", json={"kind": "room", "subject_id": room},
@@ -73,8 +67,8 @@ def test_an_earlier_plan_can_be_published_again_and_feeds_follow(database_url):
         for plan_id, plan in ((plan_a, a), (plan_b, b), (plan_a, a)):  # A, then B, then back to A
             published = client.post(f"/v1/plans/{plan_id}/publish", headers=auth(key))
             assert published.status_code == 200, published.text
-            body = client.get(_path(feed["url"])).content
-            assert {e.decoded("DTSTART") for e in _events(body)} == room_starts(plan)  # never a stale feed
+            body = client.get(url_path(feed["url"])).content
+            assert {e.decoded("DTSTART") for e in vevents(body)} == room_starts(plan)  # never a stale feed
             active = _active_events(database_url, sid)
             assert len(active) == len(plan.visits) and {e.plan_id for e in active} == {plan_id}
         changes = client.get(f"/v1/plans/{plan_a}/invites", headers=auth(key)).json()["items"]
@@ -89,9 +83,9 @@ def test_publications_racing_each_other_leave_one_event_per_visit(database_url):
     key = make_keys(database_url)["manager"]
     with running_service(database_url) as client:
         sid = client.post("/v1/scenarios", json=tutorial(), headers=auth(key)).json()["id"]
-        plan_a = _solve(client, key, sid)
+        plan_a = solve(client, key, sid)
         client.put(f"/v1/scenarios/{sid}", json=_without_first_patient(), headers=auth(key))
-        plan_b = _solve(client, key, sid)
+        plan_b = solve(client, key, sid)
         plans = {plan_a: checked_plan(client, key, sid, 1, plan_a), plan_b: checked_plan(client, key, sid, 2, plan_b)}
         statuses = []
         for _round in range(3):
@@ -199,7 +193,7 @@ def test_a_clinic_becoming_sensitive_cancels_the_invite_and_back_sends_a_new_one
         for version, sensitive in ((1, False), (2, True), (3, False)):
             if version > 1:
                 client.put(f"/v1/scenarios/{sid}", json=flagged(sensitive), headers=auth(key))
-            plan_id = _solve(client, key, sid)
+            plan_id = solve(client, key, sid)
             plans.append((plan_id, checked_plan(client, key, sid, version, plan_id)))
             assert client.post(f"/v1/plans/{plan_id}/publish", headers=auth(key)).status_code == 200
         # Every review type is flagged, so every visit is sensitive (a draw-only trip draws for them).
@@ -214,8 +208,8 @@ def test_a_clinic_becoming_sensitive_cancels_the_invite_and_back_sends_a_new_one
         assert len(cancelled) == len(visits[0])
         assert all(i["method"] == "CANCEL" and i["reference"] in invited for i in cancelled)
         for item in cancelled:
-            body = client.get(_path(invited[item["reference"]]["invite_url"])).content
-            (event,) = _events(body)
+            body = client.get(url_path(invited[item["reference"]]["invite_url"])).content
+            (event,) = vevents(body)
             assert str(icalendar.Calendar.from_ical(body)["METHOD"]) == "CANCEL" and int(event["SEQUENCE"]) == 1
         quiet = [i for i in second if i["action"] == "new"]
         assert len(quiet) == len(visits[0]) and all(i["method"] is None and i["invite_url"] is None
@@ -229,15 +223,19 @@ def test_a_clinic_becoming_sensitive_cancels_the_invite_and_back_sends_a_new_one
         assert {i["reference"] for i in third if i["action"] == "cancel"} == {i["reference"] for i in quiet}
         assert all(i["method"] is None for i in third if i["action"] == "cancel")
         for item in fresh:
-            (event,) = _events(client.get(_path(item["invite_url"])).content)
+            (event,) = vevents(client.get(url_path(item["invite_url"])).content)
             assert int(event["SEQUENCE"]) == 0
+
+
+def _queued_job(client, key: str) -> dict:
+    scenario_id = client.post("/v1/scenarios", json=tutorial(), headers=auth(key)).json()["id"]
+    return client.post(f"/v1/scenarios/{scenario_id}/plans", json={}, headers=auth(key)).json()
 
 
 def test_a_cancel_that_arrives_while_the_plan_is_saved_wins(database_url):
     key = make_keys(database_url)["manager"]
     with running_service(database_url, run_jobs=False) as client:
-        sid = client.post("/v1/scenarios", json=tutorial(), headers=auth(key)).json()["id"]
-        job = client.post(f"/v1/scenarios/{sid}/plans", json={}, headers=auth(key)).json()
+        job = _queued_job(client, key)
     engine = make_engine(database_url)
     factory = make_sessionmaker(engine)
     with transaction(factory) as session:  # a worker claimed it; then the user pressed cancel
@@ -264,8 +262,7 @@ class _NoProcesses:
 def test_a_worker_that_cannot_start_fails_its_job_instead_of_leaving_it_running(database_url):
     key = make_keys(database_url)["manager"]
     with running_service(database_url, run_jobs=False) as client:
-        sid = client.post("/v1/scenarios", json=tutorial(), headers=auth(key)).json()["id"]
-        job = client.post(f"/v1/scenarios/{sid}/plans", json={}, headers=auth(key)).json()
+        job = _queued_job(client, key)
         engine = make_engine(database_url)
         dispatcher = Dispatcher(database_url, make_sessionmaker(engine), workers=1, poll_seconds=0.1)
         dispatcher._context = _NoProcesses()
@@ -309,7 +306,7 @@ def test_addresses_and_names_the_database_cannot_hold_are_client_errors(database
         uploaded = client.post("/v1/scenarios/upload", files=files, headers=auth(key))
         assert uploaded.status_code == 201 and len(uploaded.json()["versions"][0]["source"]) == 200
 
-        plan_id = _solve(client, key, sid)
+        plan_id = solve(client, key, sid)
         checked_plan(client, key, sid, 1, plan_id)
         assert client.get(f"/v1/plans/{plan_id}/appointments", params={"clinician_id": "a\x00b"},
                           headers=auth(key)).status_code == 400
@@ -318,6 +315,6 @@ def test_addresses_and_names_the_database_cannot_hold_are_client_errors(database
         for bad in ("a,b@example.org", "Someone <a@example.org>", "a@b@example.org", "a@example.org\r\nBcc: x@y"):
             response = client.get(f"/v1/invites/{invite['reference']}/message", params={"to": bad}, headers=auth(key))
             assert response.status_code == 422, (bad, response.text)
-        head = client.head(_path(invite["invite_url"]))
+        head = client.head(url_path(invite["invite_url"]))
         assert head.status_code == 200 and head.headers["content-type"].startswith("text/calendar")
         assert client.head("/v1/calendar/patient/" + "A" * 43 + ".ics").status_code == 404

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from api.calendar import clinician_feed, invite_email, room_feed
 from api.deps import DB, CallerDep, ServicesDep, require
@@ -27,7 +27,14 @@ from api.models import (
     ScenarioVersion,
     utcnow,
 )
-from api.publish import download_address, identity, invite_file, new_token, publish
+from api.publish import (
+    download_address,
+    identity,
+    invite_file,
+    latest_publication,
+    new_token,
+    publish,
+)
 from api.store import cached, plan_of, plan_record, scenario_of, scenario_record
 from scheduler.plan import Metrics, Plan, SolverStats
 
@@ -97,9 +104,7 @@ def invite_changes(plan_id: str, session: DB, caller: CallerDep, services: Servi
                    action: Literal["new", "update", "unchanged", "cancel"] | None = None) -> InviteChanges:
     require(caller, "calendar_tokens")
     record = plan_record(session, caller.organisation_id, plan_id)
-    latest = select(func.max(Publication.publish_number)).where(Publication.plan_id == record.id)
-    query = (select(Publication, CalendarEvent).join(CalendarEvent, CalendarEvent.id == Publication.event_id)
-             .where(Publication.plan_id == record.id, Publication.publish_number == latest.scalar_subquery()))
+    query = latest_publication(record.id)
     if patient_id:
         query = query.where(Publication.patient_id == patient_id)
     if action:

@@ -37,7 +37,7 @@ ScenarioBody = Annotated[dict[str, Any], Body(
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
 
-def _parse_json(body: dict[str, Any]) -> Scenario:
+def parsed_json(body: ScenarioBody) -> Scenario:
     try:
         return scenario_from_dict(body, "scenario.json")
     except ScenarioError as exc:
@@ -55,8 +55,11 @@ def _read(upload: UploadFile | None, *, spreadsheet: bool) -> tuple[str | None, 
     return text, name, problems
 
 
-def _parse_files(scenario: UploadFile, sessions_csv: UploadFile | None,
-                       due_reviews_csv: UploadFile | None) -> tuple[Scenario, str]:
+def parsed_upload(
+    scenario: Annotated[UploadFile, File(description="Scenario file, .yaml or .json.")],
+    sessions_csv: Annotated[UploadFile | None, File(description="Roster sessions CSV.")] = None,
+    due_reviews_csv: Annotated[UploadFile | None, File(description="Due reviews CSV.")] = None,
+) -> tuple[Scenario, str]:
     text, name, problems = _read(scenario, spreadsheet=False)
     sessions, sessions_name, more = _read(sessions_csv, spreadsheet=True)
     problems += more
@@ -73,18 +76,6 @@ def _parse_files(scenario: UploadFile, sessions_csv: UploadFile | None,
     except ScenarioError as exc:
         raise scenario_error(exc) from None
     return parsed, ", ".join(n for n in (name, sessions_name, due_name) if n)
-
-
-def parsed_json(body: ScenarioBody) -> Scenario:
-    return _parse_json(body)
-
-
-def parsed_upload(
-    scenario: Annotated[UploadFile, File(description="Scenario file, .yaml or .json.")],
-    sessions_csv: Annotated[UploadFile | None, File(description="Roster sessions CSV.")] = None,
-    due_reviews_csv: Annotated[UploadFile | None, File(description="Due reviews CSV.")] = None,
-) -> tuple[Scenario, str]:
-    return _parse_files(scenario, sessions_csv, due_reviews_csv)
 
 
 # Parsed as dependencies declared after the key and before the session: a large scenario is

@@ -30,13 +30,16 @@ def _publications(name: str, key: list[str], with_number: bool) -> None:
     op.create_table(name, *columns, sa.PrimaryKeyConstraint(*key))
 
 
-def _take_names(temporary: str) -> None:
-    """PostgreSQL keeps the constraint names of the table a copy was made in; give back the
-    names the publications table had, so later migrations can refer to them."""
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    for suffix in ("pkey", "plan_id_fkey", "event_id_fkey"):
-        op.execute(f"ALTER TABLE publications RENAME CONSTRAINT {temporary}_{suffix} TO publications_{suffix}")
+def _replace_publications(copy: str) -> None:
+    """The filled copy takes the publications table's place, index and constraint names
+    (PostgreSQL keeps the names of the table a copy was made in; later migrations use them)."""
+    op.drop_index('ix_publications_patient_id', table_name='publications')
+    op.drop_table('publications')
+    op.rename_table(copy, 'publications')
+    if op.get_bind().dialect.name == "postgresql":
+        for suffix in ("pkey", "plan_id_fkey", "event_id_fkey"):
+            op.execute(f"ALTER TABLE publications RENAME CONSTRAINT {copy}_{suffix} TO publications_{suffix}")
+    op.create_index('ix_publications_patient_id', 'publications', ['patient_id'], unique=False)
 
 
 def upgrade() -> None:
@@ -52,11 +55,7 @@ def upgrade() -> None:
         "SELECT p.plan_id, p.event_id, (SELECT COUNT(*) FROM plans q JOIN plans r ON r.id = p.plan_id "
         "WHERE q.scenario_id = r.scenario_id AND q.published_at IS NOT NULL "
         "AND q.published_at <= r.published_at), p.patient_id, p.action, p.sequence FROM publications p")
-    op.drop_index('ix_publications_patient_id', table_name='publications')
-    op.drop_table('publications')
-    op.rename_table('publications_next', 'publications')
-    _take_names('publications_next')
-    op.create_index('ix_publications_patient_id', 'publications', ['patient_id'], unique=False)
+    _replace_publications('publications_next')
 
 
 def downgrade() -> None:
@@ -66,10 +65,6 @@ def downgrade() -> None:
         "SELECT p.plan_id, p.event_id, p.patient_id, p.action, p.sequence FROM publications p "
         "WHERE p.publish_number = (SELECT MAX(q.publish_number) FROM publications q "
         "WHERE q.plan_id = p.plan_id AND q.event_id = p.event_id)")
-    op.drop_index('ix_publications_patient_id', table_name='publications')
-    op.drop_table('publications')
-    op.rename_table('publications_previous', 'publications')
-    _take_names('publications_previous')
-    op.create_index('ix_publications_patient_id', 'publications', ['patient_id'], unique=False)
+    _replace_publications('publications_previous')
     with op.batch_alter_table('scenarios') as batch_op:
         batch_op.drop_column('publish_count')
