@@ -22,6 +22,35 @@ Id = Annotated[
     ),
 ]
 
+# Text rules (RFC 5545 section 3.3.11 forbids control characters other than HTAB in calendar TEXT;
+# Python's str.splitlines also breaks on VT, FF, FS/GS/RS, NEL, U+2028 and U+2029, so a name holding
+# one would break a CSV row, an e-mail header or an invite line). Tab is allowed everywhere; LF
+# and CRLF only in fields meant to hold several lines.
+_FORBIDDEN = r"\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029"
+SINGLE_LINE_PATTERN = rf"^[^\n{_FORBIDDEN}]*$"
+"""Text on one line: no control characters but tab, no line breaks."""
+MULTILINE_PATTERN = rf"^(?:[^\n{_FORBIDDEN}]|\r?\n)*$"
+"""Text of several lines: as SINGLE_LINE_PATTERN, and LF or CRLF between lines."""
+
+
+def text_field(max_length: int, *, multiline: bool = False) -> type[str]:
+    """A text type with a length limit (characters) and the control-character rules above."""
+    pattern = MULTILINE_PATTERN if multiline else SINGLE_LINE_PATTERN
+    return Annotated[str, Field(max_length=max_length, pattern=pattern)]  # type: ignore[return-value]
+
+
+Name = text_field(200)
+Capability = text_field(64)
+Phone = text_field(40)
+Reason = text_field(500)
+Url = text_field(2000)
+Address = text_field(500, multiline=True)
+Description = text_field(5000, multiline=True)
+Count = Annotated[int, Field(strict=True)]
+"""A whole number: true/false or 2.0 are refused rather than read as 1 or 2."""
+Real = Annotated[float, Field(allow_inf_nan=False)]
+"""A finite number: NaN and infinity are refused."""
+
 Role = Literal[
     "gp",
     "practice_nurse",
@@ -56,12 +85,14 @@ class Site(Strict):
     """A place patients travel to: a practice, a PCN hub, a community venue or outpatients."""
 
     id: Id
-    name: str
+    name: Name
     kind: SiteKind = "practice"
-    address: str = Field(description="Full postal address, shown to patients.")
-    phone: str | None = Field(None, description="Reception number patients call to cancel or rebook.")
-    latitude: float | None = Field(None, ge=-90, le=90)
-    longitude: float | None = Field(None, ge=-180, le=180)
+    address: Address = Field(
+        description="Full postal address, shown to patients; may span lines."
+    )
+    phone: Phone | None = Field(None, description="Reception number patients call to cancel or rebook.")
+    latitude: Real | None = Field(None, ge=-90, le=90)
+    longitude: Real | None = Field(None, ge=-180, le=180)
     opens: dt.time = Field(dt.time(8, 0), description="Rooms usable from (local time).")
     closes: dt.time = Field(dt.time(18, 30), description="Rooms usable until (local time).")
 
@@ -71,9 +102,9 @@ class Room(Strict):
 
     id: Id
     site_id: Id
-    name: str = ""
-    capacity_people: int = Field(3, ge=1, le=50)
-    capabilities: list[str] = Field(
+    name: Name = ""
+    capacity_people: Count = Field(3, ge=1, le=50)
+    capabilities: list[Capability] = Field(
         default_factory=list,
         description="e.g. phlebotomy, spirometry, ecg, wheelchair_access, mdt.",
     )
@@ -83,7 +114,7 @@ class Clinician(Strict):
     """A member of staff who can carry out reviews or take blood during rostered sessions."""
 
     id: Id
-    name: str = ""
+    name: Name = ""
     role: Role
     organisation: Organisation = "primary"
     review_type_ids: list[Id] = Field(
@@ -112,35 +143,35 @@ class Leave(Strict):
     clinician_id: Id
     start_date: dt.date
     end_date: dt.date
-    reason: str = ""
+    reason: Reason = ""
 
 
 class BloodMarker(Strict):
     """A blood test; the combined draw takes the union of markers the due reviews need."""
 
     id: Id
-    name: str = ""
+    name: Name = ""
     fasting: bool = False
     point_of_care: bool = Field(False, description="Result in minutes, so drawn inside the visit.")
-    turnaround_working_days: int = Field(3, ge=0, le=20)
+    turnaround_working_days: Count = Field(3, ge=0, le=20)
 
 
 class SharedComponent(Strict):
     """A part of several reviews (BP, weight, medicines reconciliation) done once per visit."""
 
     id: Id
-    name: str = ""
-    minutes: int = Field(ge=1, le=60)
+    name: Name = ""
+    minutes: Count = Field(ge=1, le=60)
 
 
 class ReviewType(Strict):
     """A kind of review in the catalogue, e.g. diabetes annual review."""
 
     id: Id
-    name: str
+    name: Name
     roles: list[Role] = Field(min_length=1, description="Roles that may carry it out.")
-    duration_minutes: int = Field(ge=5, le=240, description="Alone, shared components included.")
-    room_capabilities: list[str] = Field(default_factory=list)
+    duration_minutes: Count = Field(ge=5, le=240, description="Alone, shared components included.")
+    room_capabilities: list[Capability] = Field(default_factory=list)
     blood_marker_ids: list[Id] = Field(default_factory=list)
     results_before_review: bool = Field(
         False, description="Laboratory results must be back before the review starts."
@@ -155,7 +186,7 @@ class ReachableSite(Strict):
     """A site the patient can get to, with door-to-door travel time one way."""
 
     site_id: Id
-    travel_minutes: int = Field(ge=0, le=300)
+    travel_minutes: Count = Field(ge=0, le=300)
 
 
 class Unavailability(Strict):
@@ -165,16 +196,16 @@ class Unavailability(Strict):
     date: dt.date | None = None
     start: dt.time = dt.time(0, 0)
     end: dt.time = dt.time(23, 59)
-    reason: str = ""
+    reason: Reason = ""
 
 
 class Needs(Strict):
     """Access needs that change rooms, capacity and durations."""
 
-    interpreter_language: str | None = None
+    interpreter_language: Capability | None = None
     wheelchair: bool = False
     carer_attending: bool = False
-    extra_time_factor: float = Field(
+    extra_time_factor: Real = Field(
         1.0, ge=1.0, le=3.0, description="Multiplies review durations (LD, frailty, many meds)."
     )
 
@@ -202,7 +233,7 @@ class Patient(Strict):
     joint_consultation: bool = Field(
         False, description="See all clinicians together in one MDT room (set by a clinician)."
     )
-    priority: int = Field(0, ge=0, le=3, description="0 routine … 3 highest (complex, deprived).")
+    priority: Count = Field(0, ge=0, le=3, description="0 routine … 3 highest (complex, deprived).")
     preferred_time: Literal["any", "morning", "afternoon"] = "any"
 
     def review_id(self, due: DueReview) -> str:
@@ -213,20 +244,20 @@ class Patient(Strict):
 class SolverSettings(Strict):
     """CP-SAT parameters; explicit so runs are reproducible."""
 
-    time_limit_seconds: float = Field(30.0, gt=0, le=3600)
-    workers: int = Field(2, ge=1, le=64)
-    seed: int = Field(0, ge=0)
+    time_limit_seconds: Real = Field(30.0, ge=1, le=3600)
+    workers: Count = Field(2, ge=1, le=64)
+    seed: Count = Field(0, ge=0, le=2**31 - 1, description="CP-SAT's random seed (a 32-bit integer).")
     log: bool = False
 
 
 class VisitRules(Strict):
     """How a consolidated visit may be shaped."""
 
-    max_visit_minutes: int = Field(180, ge=15, le=600)
-    max_wait_minutes: int = Field(20, ge=0, le=240, description="Between consecutive steps.")
-    blood_draw_minutes: int = Field(10, ge=5, le=60)
+    max_visit_minutes: Count = Field(180, ge=15, le=600)
+    max_wait_minutes: Count = Field(20, ge=0, le=240, description="Between consecutive steps.")
+    blood_draw_minutes: Count = Field(10, ge=5, le=60)
     fasting_draw_latest_start: dt.time = dt.time(10, 30)
-    joint_extra_minutes_per_review: int = Field(
+    joint_extra_minutes_per_review: Count = Field(
         10, ge=0, le=60, description="A joint consultation lasts its longest review plus this per other review."
     )
     slot_minutes: Literal[5, 10, 15] = 5
@@ -235,10 +266,10 @@ class VisitRules(Strict):
 class InviteSettings(Strict):
     """What patient invites may say. Privacy first: by default clinicians appear by role only."""
 
-    contact_phone: str | None = Field(
+    contact_phone: Phone | None = Field(
         None, description="Number to cancel or rebook; a site's own phone is used when it has one."
     )
-    rebook_url: str | None = Field(None, description="Web page where patients cancel or rebook.")
+    rebook_url: Url | None = Field(None, description="Web page where patients cancel or rebook.")
     show_clinician_names: bool = Field(
         False, description="Name clinicians in invites (off: 'a nurse', 'a pharmacist')."
     )
@@ -250,8 +281,8 @@ class InviteSettings(Strict):
 class Scenario(Strict):
     """Everything the planner needs for one planning period."""
 
-    name: str
-    description: str = ""
+    name: Name
+    description: Description = ""
     timezone: Literal["Europe/London"] = "Europe/London"
     horizon_start: dt.date
     horizon_end: dt.date

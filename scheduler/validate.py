@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 
 from scheduler.domain import Scenario
-from scheduler.scenario_io import PathT, Problem, _did_you_mean, format_path
+from scheduler.problems import PathT, Problem, did_you_mean, format_path
 
 # Lists whose entries carry an `id`, with the noun used in messages.
 ID_LISTS: dict[str, str] = {
@@ -59,7 +59,7 @@ class Checker:
         if value is None or value in self.known(list_name):
             return
         noun = ID_LISTS[list_name]
-        hint = _did_you_mean(value, self.ids(list_name), noun + "s")
+        hint = did_you_mean(value, self.ids(list_name), noun + "s")
         yield self.problem(path, f"unknown {noun} '{value}'{hint}")
 
 
