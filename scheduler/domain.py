@@ -281,7 +281,7 @@ class InviteSettings(Strict):
 class Scenario(Strict):
     """Everything the planner needs for one planning period."""
 
-    name: Name
+    name: text_field(1000)  # type: ignore[valid-type]  # stored as a 200-character label, kept whole
     description: Description = ""
     timezone: Literal["Europe/London"] = "Europe/London"
     horizon_start: dt.date

@@ -231,15 +231,20 @@ def _build(
         )
         raise ScenarioError(_in_file_order(problems, order))
     where = _Where(source, data, parsed.lines, merged.origins)
-    problems.extend(where.problem(path, message) for path, message in text_problems(data, ()))
+    unreadable = list(text_problems(data, ()))
+    problems.extend(where.problem(path, message) for path, message in unreadable)
     bad: list[tuple[PathT, str]] = list(temporal_problems(data, Scenario, ()))
     scenario: Scenario | None = None
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as error:
+        said = {path for path, _ in unreadable}  # a NUL is reported once, not again as a pattern
         for item in error.errors():
-            bad.append((tuple(item["loc"]), pydantic_message(item)))
-    problems.extend(where.problem(path, message) for path, message in bad)
+            if tuple(item["loc"]) in said:
+                bad.append((tuple(item["loc"]), ""))
+            else:
+                bad.append((tuple(item["loc"]), pydantic_message(item)))
+    problems.extend(where.problem(path, message) for path, message in bad if message)
     index_maps: dict[str, list[int]] = {}
     set_aside: dict[str, list[str]] = {}
     if bad:

@@ -174,10 +174,15 @@ def _read_table(
     rows: list[tuple[int, dict[str, str]]] = []
     text = text.lstrip("\ufeff")
     records: list[list[str]] = []
+    # strict: a quote left open would otherwise swallow every row after it without a word.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
-        records = list(csv.reader(io.StringIO(text, newline="")))
+        records = list(reader)
     except csv.Error as error:
-        problems.append(Problem(source, "", f"CSV could not be read: {error}"))
+        reason = str(error)
+        if "unexpected end of data" in reason:
+            reason = 'a quote (") is opened and never closed'
+        problems.append(Problem(source, f"row {reader.line_num}", f"CSV could not be read: {reason}"))
         return rows, problems
     if not records or not any(cell.strip() for cell in records[0]):
         columns = ",".join(required)

@@ -58,15 +58,24 @@ def _model_at(loc: PathT) -> type[BaseModel] | None:
     return model
 
 
+def shorten(value: Any, limit: int = 60) -> str:
+    """`repr(value)`, cut to about `limit` characters: a 5,000-digit number or a pasted page is
+    named, not echoed whole."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}… ({len(text):,} characters)"
+
+
 def kind_of(value: Any) -> str:
     if value is None:
         return "nothing"
     if isinstance(value, bool):
         return f"{str(value).lower()}"
     if isinstance(value, str):
-        return f"text {value!r}"
+        return f"text {shorten(value)}"
     if isinstance(value, (int, float)):
-        return f"the number {value!r}"
+        return f"the number {shorten(value)}"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
@@ -93,11 +102,11 @@ def _time_message(value: Any) -> str:
         if match:
             hour, minute, second = int(match[1]), int(match[2]), int(match[3] or 0)
             if hour > 23 or minute > 59 or second > 59:
-                return f"{value!r} is a time outside the day: use 00:00 to 23:59"
+                return f"{shorten(value)} is a time outside the day: use 00:00 to 23:59"
             if len(match[1]) == 1:
                 padded = "0" + value.strip()
-                return f'{value!r}: write times as HH:MM with two-digit hours, e.g. "{padded}"'
-    return f'{value!r} is not a time: write HH:MM in quotes, e.g. "08:30"'
+                return f'{shorten(value)}: write times as HH:MM with two-digit hours, e.g. "{padded}"'
+    return f'{shorten(value)} is not a time: write HH:MM in quotes, e.g. "08:30"'
 
 
 def _date_message(value: Any, error_type: str) -> str:
@@ -108,14 +117,14 @@ def _date_message(value: Any, error_type: str) -> str:
         if uk:
             try:
                 iso = dt.date(int(uk[3]), int(uk[2]), int(uk[1])).isoformat()
-                return f"{value!r}: write dates as YYYY-MM-DD, e.g. {iso}"
+                return f"{shorten(value)}: write dates as YYYY-MM-DD, e.g. {iso}"
             except ValueError:
                 return not_real_date(value, int(uk[3]), int(uk[2]), int(uk[1]))
         iso_match = _ISO_DATE.fullmatch(value)
         if iso_match:
             year, month, day = (int(part) for part in value.strip().split("-"))
             return not_real_date(value, year, month, day)
-    return f"{value!r} is not a date: write YYYY-MM-DD, e.g. 2027-03-22"
+    return f"{shorten(value)} is not a date: write YYYY-MM-DD, e.g. 2027-03-22"
 
 
 TEXT_PATTERNS = (SINGLE_LINE_PATTERN, MULTILINE_PATTERN)
@@ -180,12 +189,12 @@ def pydantic_message(error: Mapping[str, Any]) -> str:
     if kind == "literal_error":
         options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         hint = did_you_mean(value, options)
-        return f"{value!r} is not allowed; use one of: {', '.join(options)}{hint}"
+        return f"{shorten(value)} is not allowed; use one of: {', '.join(options)}{hint}"
     if kind == "string_pattern_mismatch" and ctx.get("pattern") in TEXT_PATTERNS:
         return text_message(value, multiline=ctx.get("pattern") == MULTILINE_PATTERN)
     if kind == "string_pattern_mismatch":
         return (
-            f"{value!r} is not a valid id: use letters, digits, '_', '.' and '-', "
+            f"{shorten(value)} is not a valid id: use letters, digits, '_', '.' and '-', "
             "starting with a letter or digit"
         )
     if kind == "string_too_short":
@@ -204,14 +213,14 @@ def pydantic_message(error: Mapping[str, Any]) -> str:
     }
     if kind in bounds:
         words, key = bounds[kind]
-        return f"must be {words} {ctx.get(key)} (got {value!r})"
+        return f"must be {words} {ctx.get(key)} (got {shorten(value)})"
     if kind in ("int_parsing", "int_type", "int_from_float"):
         shown = str(value).lower() if isinstance(value, bool) else repr(value)
         return f"{shown} is not a whole number"
     if kind in ("float_parsing", "float_type", "finite_number"):
-        return f"{value!r} is not a number"
+        return f"{shorten(value)} is not a number"
     if kind in ("bool_parsing", "bool_type"):
-        return f"{value!r} is not true or false"
+        return f"{shorten(value)} is not true or false"
     if kind == "string_type":
         hint = ""
         if isinstance(value, bool):
