@@ -1,9 +1,12 @@
-"""Three independent iCalendar parsers, each reduced to the same plain view for comparison.
+"""Four independent iCalendar parsers, each reduced to the same plain view for comparison.
 
-* icalendar (the library that wrote the output; resolves TZID=Europe/London from zoneinfo),
+* icalendar 7 (the library that wrote the output; resolves TZID=Europe/London from zoneinfo),
 * vobject (resolves TZIDs through the file's own VTIMEZONE, via dateutil's tzical),
 * Mozilla's ical.js under node (tests/js/parse_ics.mjs; only the file's own VTIMEZONE, no zone
-  database at all), run with a far-away system time zone so nothing leans on the machine's.
+  database at all), run with a far-away system time zone so nothing leans on the machine's,
+* the PyPI package `ical` (pydantic models; strict: it refuses a whole calendar for one bad
+  content line, e.g. a control character in a TEXT value; resolves a TZID the zone database
+  knows from zoneinfo, any other through the file's VTIMEZONE).
 
 The view: {"method", "name", "calname", "events": [{"uid", "sequence", "summary", "description",
 "location", "status", "start", "end", "dtstamp", "tzid", "organizer", "attendees", "alarms"}]},
@@ -15,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,6 +26,8 @@ from pathlib import Path
 import icalendar
 import vobject
 from dateutil.tz.tz import _tzicalvtz
+from ical.calendar_stream import IcsCalendarStream
+from ical.exceptions import CalendarParseError
 
 JS = Path(__file__).resolve().parent / "js"
 UTC = dt.UTC
@@ -120,6 +126,51 @@ def with_vobject(data: bytes) -> dict:
             "events": events}
 
 
+# --- ical (PyPI) ------------------------------------------------------------------------------
+
+_ESCAPE = re.compile(r"\\([\\;,nN])")
+
+
+def _unescape(value: str) -> str:
+    """RFC 5545 3.3.11 TEXT unescaping in one pass (`ical` leaves X- properties as written)."""
+    return _ESCAPE.sub(lambda m: "\n" if m.group(1) in "nN" else m.group(1), value)
+
+
+def with_ical(data: bytes) -> dict:
+    """Parse with `ical`; AssertionError with the parser's own reason if it refuses the file."""
+    try:
+        cal = IcsCalendarStream.calendar_from_ics(data.decode("utf-8"))
+    except CalendarParseError as problem:
+        raise AssertionError(f"ical refused the calendar: {problem}: {problem.detailed_error}") from None
+    calnames = [_unescape(str(x.value)) for x in cal.extras if x.name.lower() == "x-wr-calname"]
+    events = []
+    for ev in cal.events:
+        tz = ev.dtstart.tzinfo
+        events.append(
+            {
+                "uid": ev.uid,
+                "sequence": ev.sequence,
+                "summary": ev.summary,
+                "description": str(ev.description),
+                "location": str(ev.location),
+                "status": ev.status.value if ev.status else "None",
+                "start": utc(ev.dtstart),
+                "end": utc(ev.dtend),
+                "dtstamp": utc(ev.dtstamp),
+                "tzid": getattr(tz, "key", None) or getattr(tz, "tzid", None) or str(tz),
+                "organizer": ev.organizer.uri if ev.organizer else None,
+                "attendees": [a.uri for a in ev.attendees],
+                "alarms": [_trigger(a.trigger) for a in ev.alarm],
+            }
+        )
+    return {
+        "method": cal.method,
+        "name": cal.name[0] if cal.name else None,
+        "calname": calnames[0] if calnames else None,
+        "events": events,
+    }
+
+
 # --- ical.js ---------------------------------------------------------------------------------
 
 
@@ -185,3 +236,31 @@ def ical_js_runner() -> IcalJs:
         if done.returncode != 0:
             raise RuntimeError(f"npm ci --prefix tests/js failed:\n{done.stdout}\n{done.stderr}")
     return IcalJs(node)
+
+
+# --- all of them -------------------------------------------------------------------------------
+
+
+def read(data: bytes, name: str = "output") -> dict:
+    """The Python parsers' common view of one output (icalendar, vobject, the strict `ical`);
+    AssertionError naming `name` unless all accept it and agree."""
+    ours, vobj, strict = with_icalendar(data), with_vobject(data), with_ical(data)
+    assert ours == vobj, f"{name}: icalendar and vobject disagree"
+    assert ours == strict, f"{name}: icalendar and ical disagree"
+    return ours
+
+
+def read_all(runner: IcalJs, folder: Path, outputs: dict[str, bytes]) -> dict[str, dict]:
+    """{name: view} for {name: ics bytes}, read by all four parsers (ical.js in one node run, the
+    files written to `folder`), insisting every one accepts every output and all agree."""
+    files = []
+    for name, data in outputs.items():
+        path = folder / f"{name}.ics"
+        path.write_bytes(data)
+        files.append(path)
+    views = {}
+    for (name, data), js_view in zip(outputs.items(), runner.views(files), strict=True):
+        ours = read(data, name)
+        assert ours == js_view, f"{name}: icalendar and ical.js disagree"
+        views[name] = ours
+    return views

@@ -4,7 +4,7 @@ Pure functions of a scenario, a plan and identities the service stores; no datab
 See docs/calendars.md.
 """
 
-from api.calendar.email import invite_email
+from api.calendar.email import InvalidAddress, invite_email
 from api.calendar.render import (
     EventIdentity,
     clinician_feed,
@@ -16,10 +16,13 @@ from api.calendar.render import (
     patient_request,
     room_feed,
 )
+from api.calendar.sanitise import clean_text
 from api.calendar.timezone import london_vtimezone
 
 __all__ = [
     "EventIdentity",
+    "InvalidAddress",
+    "clean_text",
     "clinician_feed",
     "invite_allowed",
     "invite_email",

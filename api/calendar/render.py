@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from icalendar import Alarm, Calendar, Event, vCalAddress, vDuration
 
 from api.calendar import wording
-from api.calendar.ics import Text, serialise
+from api.calendar.ics import Line, Text, serialise
+from api.calendar.sanitise import clean_text
 from api.calendar.timezone import LONDON, UTC, london_time, london_vtimezone
 from scheduler.domain import Clinician, Patient, Room, Scenario, Site
 from scheduler.plan import Appointment, Plan, Visit
@@ -36,7 +37,8 @@ FASTING_HOURS = 12
 
 _UID = re.compile(r"^[A-Za-z0-9._\-]+@[A-Za-z0-9.\-]+$")
 _REFERENCE = re.compile(r"^[A-Z0-9][A-Z0-9\-]{2,31}$")
-_MAILBOX = re.compile(r"^[^\s@:;,<>\"]+@[^\s@:;,<>\"]+$")
+# No white space, controls (C0, DEL, C1) or characters that end an address in a content line.
+_MAILBOX = re.compile(r"^[^\s@:;,<>\"\x00-\x1f\x7f-\x9f]+@[^\s@:;,<>\"\x00-\x1f\x7f-\x9f]+$")
 
 
 @dataclass(frozen=True)
@@ -151,8 +153,15 @@ def _fasting_draw(scenario: Scenario, v: _Visit) -> Appointment | None:
     return None
 
 
+def _one_line(text: object) -> str:
+    """Scenario text that goes inside a sentence or a one-line property (a name, a phone number):
+    no control characters, no line breaks (`clean_text`)."""
+    return clean_text("" if text is None else str(text), single_line=True)
+
+
 def _contact(scenario: Scenario, site: Site) -> tuple[str | None, str | None]:
-    return site.phone or scenario.invites.contact_phone, scenario.invites.rebook_url
+    phone = _one_line(site.phone) or _one_line(scenario.invites.contact_phone)
+    return phone or None, _one_line(scenario.invites.rebook_url) or None
 
 
 def _how_to_reach(scenario: Scenario, site: Site) -> str:
@@ -164,7 +173,7 @@ def _how_to_reach(scenario: Scenario, site: Site) -> str:
 def _roles_and_names(scenario: Scenario, a: Appointment) -> tuple[list, list[str] | None]:
     clinician = _index(scenario.clinicians, "clinician")
     staff: list[Clinician] = [clinician(c) for c in a.clinician_ids]
-    names = [c.name for c in staff] if scenario.invites.show_clinician_names else None
+    names = [_one_line(c.name) for c in staff] if scenario.invites.show_clinician_names else None
     return [c.role for c in staff], names
 
 
@@ -174,15 +183,18 @@ def _only_draws(v: _Visit) -> bool:
 
 def _summary(v: _Visit) -> str:
     if _only_draws(v):
-        return f"Your blood test at {v.site.name}"
-    return f"Your health check-up visit at {v.site.name}"
+        return f"Your blood test at {_one_line(v.site.name)}"
+    return f"Your health check-up visit at {_one_line(v.site.name)}"
 
 
 def _location(site: Site) -> str:
-    address = site.address.strip()
-    if address.lower().startswith(site.name.strip().lower()):
+    """Site name and address on one line (LOCATION has no line breaks): the address's lines are
+    joined with commas."""
+    name = _one_line(site.name)
+    address = clean_text(site.address, single_line=True, join=", ").strip()
+    if address.lower().startswith(name.strip().lower()):
         return address
-    return f"{site.name}, {address}"
+    return f"{name}, {address}" if address else name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,7 +267,7 @@ def _support(patient: Patient) -> list[str]:
     lines = []
     if needs.interpreter_language:
         lines.append(
-            f"- We have noted that you need an interpreter for {needs.interpreter_language.strip()}. "
+            f"- We have noted that you need an interpreter for {_one_line(needs.interpreter_language).strip()}. "
             "Please tell us if this has changed."
         )
     if needs.wheelchair:
@@ -335,7 +347,7 @@ def _people(event: Event, organiser: str, attendee: str, *, rsvp: bool) -> None:
 def _alarm(trigger: dt.timedelta | dt.datetime, text: str) -> Alarm:
     alarm = Alarm()
     alarm.add("action", "DISPLAY")
-    alarm.add("description", Text(text))
+    alarm.add("description", Line(text))
     if isinstance(trigger, dt.datetime):
         alarm.add("trigger", trigger.astimezone(UTC), parameters={"VALUE": "DATE-TIME"})
     else:
@@ -366,9 +378,9 @@ def _request_calendar(
     cal = _calendar("REQUEST")
     event = _event(identity, v.start, v.end, stamp)
     summary = _summary(v)
-    event.add("summary", Text(summary))
+    event.add("summary", Line(summary))
     event.add("description", Text(_description(scenario, v, identity.reference)))
-    event.add("location", Text(_location(v.site)))
+    event.add("location", Line(_location(v.site)))
     _geo(event, v.site)
     event.add("status", "CONFIRMED")
     event.add("transp", "OPAQUE")
@@ -431,9 +443,9 @@ def patient_cancel(
     v = _visit(scenario, plan, visit_id)
     cal = _calendar("CANCEL")
     event = _event(identity, v.start, v.end, _stamp(dtstamp))
-    event.add("summary", Text(f"Cancelled: {_summary(v)}"))
+    event.add("summary", Line(f"Cancelled: {_summary(v)}"))
     event.add("description", Text(_cancel_description(scenario, v, identity.reference)))
-    event.add("location", Text(_location(v.site)))
+    event.add("location", Line(_location(v.site)))
     event.add("status", "CANCELLED")
     event.add("transp", "TRANSPARENT")
     event.add("class", "PRIVATE")
@@ -461,7 +473,7 @@ def invite_fingerprint(scenario: Scenario, plan: Plan, visit_id: str) -> str:
 
 
 def _room_label(room: Room) -> str:
-    return room.name.strip() or room.id
+    return _one_line(room.name).strip() or room.id
 
 
 def _feed(
@@ -478,8 +490,8 @@ def _feed(
     site = _index(scenario.sites, "site")
     stamp = _stamp(dtstamp)
     cal = _calendar(None)
-    cal.add("name", Text(calendar_name))
-    cal.add("x-wr-calname", Text(calendar_name))
+    cal.add("name", Line(calendar_name))
+    cal.add("x-wr-calname", Line(calendar_name))
     cal.add("refresh-interval", vDuration(REFRESH), parameters={"VALUE": "DURATION"})
     cal.add("x-published-ttl", vDuration(REFRESH))
     by_visit: dict[str, list[Appointment]] = {}
@@ -492,7 +504,8 @@ def _feed(
         start, end = min(a.start for a in items), max(a.end for a in items)
         kinds = list(dict.fromkeys(wording.KIND_LABELS[a.kind] for a in items))
         rooms = list(dict.fromkeys(_room_label(room(a.room_id)) for a in items))
-        places = list(dict.fromkeys(f"{_room_label(room(a.room_id))}, {site(a.site_id).name}" for a in items))
+        places = list(dict.fromkeys(f"{_room_label(room(a.room_id))}, {_one_line(site(a.site_id).name)}"
+                                    for a in items))
         summary = f"{identity.reference} · {' + '.join(kinds)}"
         if rooms_in_summary:
             summary += f", {', '.join(rooms)}"
@@ -502,9 +515,9 @@ def _feed(
             for a in items
         ]
         event = _event(identity, start, end, stamp)
-        event.add("summary", Text(summary))
+        event.add("summary", Line(summary))
         event.add("description", Text("\n".join([f"Booking {identity.reference}", *steps])))
-        event.add("location", Text("; ".join(places)))
+        event.add("location", Line("; ".join(places)))
         event.add("status", "CONFIRMED")
         event.add("transp", "OPAQUE")
         cal.add_component(event)
