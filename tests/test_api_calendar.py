@@ -4,6 +4,7 @@ SEQUENCE raised only on change, cancellations, feeds, tokens and their attacks, 
 from __future__ import annotations
 
 import email
+import re
 import secrets
 
 import icalendar
@@ -99,6 +100,13 @@ def test_publish_update_and_cancel_keep_uids_and_raise_sequence(database_url):
         assert b"METHOD:CANCEL" in part.get_payload(decode=True)
 
 
+def _token(url: str) -> str:
+    """The token in a calendar link (…/calendar/<kind>/<token>.ics)."""
+    name = url.rsplit("/", 1)[1]
+    assert name.endswith(".ics"), url
+    return name[: -len(".ics")]
+
+
 def test_feeds_share_uids_with_invites_and_tokens_resist_attacks(database_url):
     keys = make_keys(database_url)
     key = keys["manager"]
@@ -162,8 +170,14 @@ def test_feeds_share_uids_with_invites_and_tokens_resist_attacks(database_url):
         assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "subject_id"
         listed = client.get(f"/v1/scenarios/{sid}/calendar-tokens", params={"kind": "patient"}, headers=auth(key)).json()
         assert len(listed["items"]) == len(invites)
-        assert all(secrets.compare_digest(t["url"].rsplit("/", 1)[1][:-4], t["url"].rsplit("/", 1)[1][:-4])
-                   and len(t["url"].rsplit("/", 1)[1]) >= 43 for t in listed["items"])
+        # The listed patient links are exactly the ones the invites hold; every link (patient,
+        # clinician, room) has its own token; each is at least 43 URL-safe characters (256 bits
+        # from secrets.token_urlsafe(32)), so none can be guessed from another.
+        patient_tokens = [_token(t["url"]) for t in listed["items"]]
+        assert sorted(patient_tokens) == sorted(_token(i["invite_url"]) for i in invites)
+        all_tokens = patient_tokens + [_token(f["url"]) for f in feeds.values()]
+        assert len(set(all_tokens)) == len(all_tokens) == len(invites) + 2
+        assert all(re.fullmatch(r"[A-Za-z0-9_-]{43,}", t) for t in all_tokens), all_tokens
 
 
 def test_sensitive_clinic_gets_no_invite_but_stays_in_feeds(database_url):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from scheduler.check import check_plan
+from scheduler.check import check_plan, format_report
 from scheduler.domain import Scenario
 from scheduler.plan import Plan
 from scheduler.scenario_io import load_scenario
@@ -23,7 +23,12 @@ DATABASE = Path(tempfile.mkdtemp(prefix="onevisit-cli-")) / "onevisit.db"
 
 
 def onevisit(*args: str) -> subprocess.CompletedProcess:
-    """The `onevisit` console script (api.cli), as a real process, on a throwaway SQLite file."""
+    """The `onevisit` console script (api.cli), as a real process, on a throwaway SQLite file.
+
+    Plans solve with one worker unless a test says otherwise: the machine running the tests has
+    two cores, shared with whatever else runs."""
+    if args[:1] == ("plan",) and "--workers" not in args:
+        args = (*args, "--workers", "1")
     return subprocess.run(
         [sys.executable, "-m", "api.cli", *args],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
@@ -31,12 +36,19 @@ def onevisit(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def checked_plan_file(plan_json: Path, scenario: Path, **csvs: Path) -> Plan:
+    """The plan a run wrote, after the independent checker (in this process) found nothing wrong."""
+    plan = Plan.model_validate_json(plan_json.read_text())
+    report = check_plan(load_scenario(scenario, **csvs), plan)
+    assert report.ok, format_report(report)
+    return plan
+
+
 def test_plan_writes_a_checked_plan_and_prints_the_before_and_after(tmp_path):
     result = onevisit("plan", str(TUTORIAL), "--out", str(tmp_path), "--time-limit", "5", "--workers", "1")
     assert result.returncode == 0, result.stderr
     assert "Saved against the old way" in result.stdout and "Every due review is booked" in result.stdout
-    plan = Plan.model_validate_json((tmp_path / "plan.json").read_text())
-    assert check_plan(load_scenario(TUTORIAL), plan).ok
+    plan = checked_plan_file(tmp_path / "plan.json", TUTORIAL)
     rows = (tmp_path / "appointments.csv").read_text().splitlines()
     assert rows[0].startswith("date,start,end,site_id,room_id,clinician_ids")
     assert len(rows) == 1 + len(plan.appointments)
@@ -46,15 +58,22 @@ def test_plan_writes_a_checked_plan_and_prints_the_before_and_after(tmp_path):
 
 
 def test_check_rejects_a_tampered_plan(tmp_path):
-    assert onevisit("plan", str(TUTORIAL), "--out", str(tmp_path), "--time-limit", "5").returncode == 0
+    assert onevisit("plan", str(TUTORIAL), "--out", str(tmp_path), "--time-limit", "5", "--workers", "1").returncode == 0
+    # The untampered plan passes, in this process and through `onevisit check`: otherwise the
+    # rejection below could be of the plan as written, not of the tampering.
+    checked_plan_file(tmp_path / "plan.json", TUTORIAL)
+    untampered = onevisit("check", str(TUTORIAL), str(tmp_path / "plan.json"))
+    assert untampered.returncode == 0 and "no violations" in untampered.stdout, untampered.stdout
     data = json.loads((tmp_path / "plan.json").read_text())
     first, second = [a for a in data["appointments"] if a["kind"] == "review"][:2]
+    assert set(first["clinician_ids"]) != set(second["clinician_ids"]) or first["start"] != second["start"]
     second["clinician_ids"] = first["clinician_ids"]
     second["start"], second["end"], second["date"] = first["start"], first["end"], first["date"]
     (tmp_path / "broken.json").write_text(json.dumps(data))
     result = onevisit("check", str(TUTORIAL), str(tmp_path / "broken.json"))
     assert result.returncode == 1
     assert "clinician_double_booked" in result.stdout
+    assert first["id"] in result.stdout or second["id"] in result.stdout
 
 
 def test_bad_input_lists_every_problem_exits_2_and_writes_nothing(tmp_path):
@@ -82,8 +101,9 @@ def test_sessions_csv_adds_roster_sessions(tmp_path):
     csv = tmp_path / "extra.csv"
     csv.write_text("clinician_id,date,start,end,site_id\ndsn-patel,2027-04-01,14:00,18:00,riverside\n")
     result = onevisit("plan", str(TUTORIAL), "--out", str(tmp_path / "out"), "--sessions-csv", str(csv),
-                      "--time-limit", "5")
+                      "--time-limit", "5", "--workers", "1")
     assert result.returncode == 0, result.stderr
+    checked_plan_file(tmp_path / "out" / "plan.json", TUTORIAL, sessions_csv=csv)
     bad = tmp_path / "bad.csv"
     bad.write_text("clinician_id,date,start,end,site_id\ndsn-patel,2027-04-01,2pm,18:00,riverside\n")
     result = onevisit("plan", str(TUTORIAL), "--out", str(tmp_path / "out2"), "--sessions-csv", str(bad))
@@ -101,8 +121,10 @@ def test_check_reads_the_same_csv_imports_as_plan(tmp_path):
     due.write_text("patient_id,review_type_id,window_start,window_end,reachable_sites\n"
                    "P900,asthma,2027-03-22,2027-04-02,riverside:7\n")
     out = tmp_path / "out"
-    assert onevisit("plan", str(TUTORIAL), "--out", str(out), "--due-csv", str(due), "--time-limit", "5").returncode == 0
+    assert onevisit("plan", str(TUTORIAL), "--out", str(out), "--due-csv", str(due), "--time-limit", "5",
+                    "--workers", "1").returncode == 0
     assert "P900" in (out / "plan.json").read_text()
+    checked_plan_file(out / "plan.json", TUTORIAL, due_reviews_csv=due)
     assert onevisit("check", str(TUTORIAL), str(out / "plan.json"), "--due-csv", str(due)).returncode == 0
     assert onevisit("check", str(TUTORIAL), str(out / "plan.json")).returncode == 1
 
@@ -136,12 +158,13 @@ def test_plan_is_kept_in_the_database_and_served_to_a_key_of_the_local_organisat
     assert result.returncode == 0, result.stderr
     said = " ".join(result.stdout.split())
     assert "Saved in" in said and "plan 1 of this scenario" in said
+    checked_plan_file(tmp_path / "out" / "plan.json", TUTORIAL)
     again = onevisit("plan", str(TUTORIAL), "--out", str(tmp_path / "out"), "--time-limit", "3", "--database-url", url)
     said = " ".join(again.stdout.split())
     assert "version 1," in said and "plan 2 of this scenario" in said  # same scenario, so no new version
     key = onevisit("keys", "create", "--role", "planner", "--database-url", url)
     assert key.returncode == 0 and key.stdout.startswith("ov_")
-    written = Plan.model_validate_json((tmp_path / "out" / "plan.json").read_text())
+    written = checked_plan_file(tmp_path / "out" / "plan.json", TUTORIAL)
     with TestClient(create_app(Settings(database_url=url), run_jobs=False)) as client:
         headers = {"Authorization": f"Bearer {key.stdout.strip()}"}
         plans = client.get("/v1/plans", headers=headers).json()["items"]
@@ -164,7 +187,7 @@ def test_publish_and_ics_write_calendar_files_for_the_newest_plan(tmp_path):
     assert published.returncode == 0 and "new" in published.stdout
     written = onevisit("ics", "--database-url", url, "--out", str(tmp_path / "cal"))
     assert written.returncode == 0, written.stderr
-    plan = Plan.model_validate_json((tmp_path / "out" / "plan.json").read_text())
+    plan = checked_plan_file(tmp_path / "out" / "plan.json", TUTORIAL)
     invites = sorted((tmp_path / "cal" / "invites").glob("*.ics"))
     assert len(invites) == len(plan.visits)
     starts = set()
@@ -201,10 +224,8 @@ def test_ics_after_publishing_an_earlier_plan_again_uses_that_publication(tmp_pa
         assert onevisit("publish", plan_id, "--database-url", url).returncode == 0
     written = onevisit("ics", plan_a, "--database-url", url, "--out", str(tmp_path / "cal"))
     assert written.returncode == 0, written.stderr
-    plan = Plan.model_validate_json((tmp_path / "a" / "plan.json").read_text())
-    assert check_plan(load_scenario(TUTORIAL), plan).ok
-    assert check_plan(load_scenario(tmp_path / "fewer.yaml"),
-                      Plan.model_validate_json((tmp_path / "b" / "plan.json").read_text())).ok
+    plan = checked_plan_file(tmp_path / "a" / "plan.json", TUTORIAL)
+    checked_plan_file(tmp_path / "b" / "plan.json", tmp_path / "fewer.yaml")
     invites = {}
     for path in (tmp_path / "cal" / "invites").glob("*.ics"):
         (event,) = icalendar.Calendar.from_ical(path.read_bytes()).walk("VEVENT")
@@ -225,5 +246,4 @@ def test_a_long_scenario_name_is_still_found_again(tmp_path):
                           "--database-url", url)
         said = " ".join(result.stdout.split())
         assert result.returncode == 0 and "version 1," in said and f"plan {number} of this scenario" in said, said
-        written = Plan.model_validate_json((tmp_path / "out" / "plan.json").read_text())
-        assert check_plan(load_scenario(tmp_path / "long.yaml"), written).ok
+        checked_plan_file(tmp_path / "out" / "plan.json", tmp_path / "long.yaml")

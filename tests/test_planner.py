@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from scheduler.domain import Scenario
@@ -30,18 +31,29 @@ def draws_of(plan, pid):
     return [a for a in plan.appointments if a.patient_id == pid and a.kind == "blood_draw"]
 
 
-def test_two_nurse_reviews_become_one_shorter_sitting_with_known_optimum():
-    s = scenario([session("nurse", "2027-03-22")], [patient("P1", "asthma", "hypertension")])
+@pytest.mark.parametrize(("factor", "sitting", "old_way"), [
+    # 15 + 20 - 5 = 30. Subtracting the saving twice gives 25, not at all gives 35.
+    (1.0, 30, 15 + 20),
+    # The factor multiplies the sitting after the saving: ceil_slot(1.5 x 30) = 45, where
+    # 1.5 x 35 - 5 = 47.5 gives 50 and 1.5 x 25 = 37.5 gives 40. The old way: 22.5 -> 25, 30.
+    (1.5, 45, 25 + 30),
+])
+def test_two_nurse_reviews_become_one_shorter_sitting_with_known_optimum(factor, sitting, old_way):
+    # Smoking status is done once for both reviews. It takes 5 minutes here, not BASE's 2:
+    # with 2, the right 33 minutes, a saving subtracted twice (31) and no saving at all (35)
+    # all round up to the same 35-minute slot, so the test could not tell them apart.
+    s = scenario([session("nurse", "2027-03-22")],
+                 [patient("P1", "asthma", "hypertension", needs={"extra_time_factor": factor})],
+                 shared_components=[{"id": "bp", "minutes": 5}, {"id": "smoking", "minutes": 5}])
     plan = solve_checked(s)
     [review] = reviews_of(plan, "P1")
-    # 15 + 20 minutes, smoking status (2 min) done once: 33, rounded up to the 5-minute slot.
-    assert (review.end - review.start) == dt.timedelta(minutes=35)
+    assert (review.end - review.start) == dt.timedelta(minutes=sitting)
     assert sorted(review.review_type_ids) == ["asthma", "hypertension"]
     # One trip holding reviews, 10 minutes each way, one nurse session used: the proven optimum.
     assert plan.solver.objective == w.VISIT + w.REVIEW_VISIT + 2 * 10 * w.TRAVEL_MINUTE + w.SESSION_USED
     assert plan.solver.best_bound == plan.solver.objective
     assert plan.solver.status == "OPTIMAL" and plan.solver.gap == 0
-    assert plan.comparison.clinician_minutes_saved == 15 + 20 - 35
+    assert plan.comparison.clinician_minutes_saved == old_way - sitting
 
 
 def test_results_needed_first_means_an_earlier_draw_trip_by_the_turnaround():
@@ -215,7 +227,7 @@ def test_same_plan_in_separate_processes_whatever_the_hash_seed(tmp_path):
 
 def test_practice_month_sample_books_everyone_in_a_checked_plan():
     s = load_scenario(ROOT / "sample_rosters/practice-month.yaml")
-    s = s.model_copy(update={"solver": s.solver.model_copy(update={"time_limit_seconds": 5, "workers": 2})})
+    s = s.model_copy(update={"solver": s.solver.model_copy(update={"time_limit_seconds": 5, "workers": 1})})
     plan = solve_checked(s)
     # Never worse than the greedy warm start, which books at least 99% here whatever the timing.
     assert plan.metrics.reviews_booked >= 0.99 * plan.metrics.reviews
@@ -226,6 +238,7 @@ def test_practice_month_sample_books_everyone_in_a_checked_plan():
 
 def test_tutorial_plan_is_valid_and_beats_the_old_way():
     s = Scenario.model_validate(yaml.safe_load((ROOT / "sample_rosters/tutorial.yaml").read_text()))
+    s = s.model_copy(update={"solver": s.solver.model_copy(update={"workers": 1})})
     plan = solve_checked(s)
     old, greedy = plan.baselines["old_way"], plan.baselines["greedy"]
     assert plan.metrics.reviews_booked == plan.metrics.reviews == 20

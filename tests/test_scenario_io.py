@@ -11,7 +11,7 @@ from typing import Any, get_args
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -639,25 +639,63 @@ def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
 TUTORIAL_PATHS = [p for p in _paths(tutorial()) if p]
 
 
+def _step(container: Any, key: Any) -> tuple[bool, Any]:
+    """(found, child) for one step of a path, whatever shape an earlier mutation left behind.
+
+    A path is taken from the untouched tutorial, but an earlier mutation may have turned a
+    mapping into a list, a list into a mapping, or either into a scalar. A string key into a list
+    or an index into a mapping simply finds nothing (comparing them crashed this helper).
+    """
+    if isinstance(container, dict):
+        return key in container, container.get(key)
+    if isinstance(container, list) and isinstance(key, int) and not isinstance(key, bool):
+        return (0 <= key < len(container), container[key] if 0 <= key < len(container) else None)
+    return False, None
+
+
+def _mutate(data: Any, path: tuple, value: Any, delete: bool) -> None:
+    """Set (or, in a mapping, delete) the item at `path` if the path still leads somewhere."""
+    target = data
+    for key in path[:-1]:
+        found, target = _step(target, key)
+        if not found:
+            return
+    key = path[-1]
+    if isinstance(target, dict):
+        if delete:
+            target.pop(key, None)
+        else:
+            target[key] = value
+    elif _step(target, key)[0]:  # an index inside a list
+        target[key] = value
+
+
+def test_mutation_helper_copes_with_any_shape() -> None:
+    # The shapes a mutation can leave behind: the path then leads nowhere, and nothing changes.
+    for shape in ([1, 2], {"0": 1}, "text", 3, None, [], {}):
+        data = {"solver": shape}
+        _mutate(data, ("solver", "seed"), 7, False)
+        _mutate(data, ("solver", 0, "seed"), 7, True)
+        _mutate(data, ("solver", 5), 7, False)
+        _mutate(data, ("solver", "seed", "inner"), 7, False)  # a name into a list mid-path
+        assert data == {"solver": shape}
+    data = {"patients": [{"id": "P1"}]}
+    _mutate(data, ("patients", 0, "id"), "P2", False)
+    _mutate(data, ("patients", 1), "nobody", False)  # past the end: no-op, never an append
+    assert data == {"patients": [{"id": "P2"}]}
+    _mutate(data, ("patients", 0, "id"), None, True)
+    assert data == {"patients": [{}]}
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(TUTORIAL_PATHS), JUNK, st.booleans()), min_size=1, max_size=4))
+# The case that made this test flaky: a patient (a mapping) becomes a list, then a later
+# mutation walks through it by field name (the old helper compared 'due_reviews' < 2).
+@example([(("patients", 0), [1, 2], False), (("patients", 0, "due_reviews", 0), "x", False)])
 def test_any_mutation_gives_problems_not_a_traceback(mutations: list) -> None:
     data = tutorial()
     for path, value, delete in mutations:
-        target: Any = data
-        for key in path[:-1]:
-            target = target[key] if isinstance(target, (dict, list)) and (
-                key in target if isinstance(target, dict) else key < len(target)) else None
-            if target is None:
-                break
-        if not isinstance(target, (dict, list)):
-            continue
-        key = path[-1]
-        if isinstance(target, dict) or (isinstance(key, int) and key < len(target)):
-            if delete and isinstance(target, dict):
-                target.pop(key, None)
-            else:
-                target[key] = value
+        _mutate(data, path, value, delete)
     try:
         scenario_from_dict(data, "fuzz.yaml")
     except ScenarioError as error:

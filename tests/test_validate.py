@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
+import scheduler.validate as validate_module
 from scheduler.domain import Scenario
 from scheduler.scenario_io import ScenarioError, load_scenario
-from scheduler.validate import CHECKS, clock_change, validate
+from scheduler.validate import CHECKS, Checker, clock_change, validate
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "sample_rosters" / "tutorial.yaml"
 
@@ -47,10 +48,55 @@ def test_tutorial_has_no_problems() -> None:
     assert validate(scenario, "tutorial.yaml") == []
 
 
+def broken_everywhere() -> Scenario:
+    """The tutorial with one mistake for each check (the ones the tests below use one by one)."""
+    data = tutorial()
+    data["blood_markers"].append(copy.deepcopy(data["blood_markers"][0]))  # duplicate_ids
+    patient(data, "P001")["due_reviews"].append(dict(patient(data, "P001")["due_reviews"][0]))
+    patient(data, "P001")["reachable_sites"].append({"site_id": "riverside", "travel_minutes": 30})
+    data["rooms"][0]["site_id"] = "riversde"
+    data["sessions"][0]["clinician_id"] = "gp-kahn"
+    data["leave"][0]["clinician_id"] = "nobody"
+    data["clinicians"][1]["review_type_ids"][4] = "asthmaa"
+    data["review_types"][1]["shared_component_ids"][0] = "pulse"
+    asthma = next(t for t in data["review_types"] if t["id"] == "asthma")
+    asthma.update(duration_minutes=5, shared_component_ids=["smoking", "bp", "smoking"])
+    patient(data, "P001")["named_clinician_id"] = "pn-elis"
+    data["horizon_end"] = dt.date(2027, 3, 1)
+    data["sites"][0].update(opens="18:00", closes="08:00")
+    data["sessions"][3]["end"] = "08:30"
+    data["sessions"].append({"clinician_id": "hca-osei", "date": dt.date(2027, 3, 28),
+                             "start": "00:30", "end": "03:00", "site_id": "riverside"})
+    data["sessions"].append({"clinician_id": "gp-khan", "date": dt.date(2027, 3, 23),  # sessions[1]
+                             "start": "12:00", "end": "14:00", "site_id": "riverside"})
+    data["leave"].append({"clinician_id": "gp-khan", "start_date": dt.date(2027, 3, 31),
+                          "end_date": dt.date(2027, 3, 30)})
+    patient(data, "P003")["due_reviews"][1]["window_end"] = dt.date(2027, 3, 1)
+    patient(data, "P003")["unavailable"][0].update(start="12:00", end="09:00")
+    patient(data, "P004")["reachable_sites"] = []
+    data["clinicians"][0]["review_type_ids"].remove("frailty")
+    data["clinicians"][3]["review_type_ids"].append("asthma")
+    for clinician in data["clinicians"]:
+        clinician.pop("takes_bloods", None)
+    return Scenario.model_validate(data)
+
+
 def test_every_check_is_a_named_function_and_validate_runs_them_all() -> None:
+    # Every check_* function in the module is registered, once.
     names = [check.__name__ for check in CHECKS]
-    assert all(name.startswith("check_") for name in names)
-    assert len(set(names)) == len(names) >= 20
+    defined = {name for name, value in vars(validate_module).items()
+               if name.startswith("check_") and callable(value)}
+    assert len(set(names)) == len(names) == len(defined) >= 20
+    assert set(names) == defined
+    # On a scenario where every check finds something, validate returns exactly what each check
+    # finds, in order: a check left out of the loop (or the loop stopping early after the first
+    # problems) loses that check's problems and fails here.
+    scenario = broken_everywhere()
+    checker = Checker(scenario, "t.yaml", None)
+    found = {check.__name__: list(check(checker)) for check in CHECKS}
+    assert [name for name, problems in found.items() if not problems] == []
+    everything = validate(scenario, "t.yaml")
+    assert everything == [problem for problems in found.values() for problem in problems]
 
 
 # --- duplicate ids ----------------------------------------------------------------------------
