@@ -106,7 +106,16 @@ class SolverStats(PlanModel):
     objective: int = Field(description="Objective of this plan (docs/optimiser.md).")
     best_bound: int = Field(description="A proven lower bound on any plan's objective.")
     gap: float = Field(description="(objective - best_bound) / objective; 0 is proven optimal.")
-    wall_seconds: float
+    wall_seconds: float = Field(
+        description="Wall-clock seconds of the whole optimisation (greedy, baselines, floors, master, "
+        "timetabling, improvement, assembly); kept within time_limit_seconds (docs/optimiser.md). "
+        "Loading, checking and writing are outside it."
+    )
+    stage_seconds: dict[str, float] = Field(
+        default_factory=dict,
+        description="wall_seconds by stage: greedy, baselines, master (floors included), "
+        "timetabling, improvement, assembly.",
+    )
     time_limit_seconds: float
     workers: int
     seed: int

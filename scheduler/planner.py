@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 
 from scheduler.assemble import appointments_and_visits, booked_review_ids, unbooked_entries
 from scheduler.baselines import GreedyBooker, greedy_consolidate, old_way, priority_order
+from scheduler.budget import Budget
 from scheduler.bundles import Bundle, BundleBuilder
 from scheduler.daybook import Booking, Daybook, empty_book
 from scheduler.domain import Scenario, SolverSettings
@@ -99,13 +100,14 @@ EJECTION_EXCESS = 50  # bundles at least this far above their floor are tried (a
 
 
 def improve(inst: Instance, bundles: list[Bundle], bookings: list[Booking], floors: list[int],
-            rounds: int = 4) -> list[Booking]:
+            rounds: int = 4, deadline: float | None = None) -> list[Booking]:
     """Take each bundle out and put it back in its cheapest single-visit placement, if cheaper.
 
     Bundles furthest above their exact standalone floor go first; a bundle already at its floor
     (sessions aside) cannot gain. The cost of a placement is the bundle's full objective plus the
     sessions it opens, so the plan's objective never goes up. A fixed number of rounds and a
-    fixed order keep it deterministic.
+    fixed order keep it deterministic. At `deadline` (a `time.monotonic()` moment) it stops
+    between two bundles and returns the plan as improved so far.
     """
     book = rebuild(inst, bookings)
     booker = GreedyBooker(inst, book)
@@ -139,6 +141,8 @@ def improve(inst: Instance, bundles: list[Bundle], bookings: list[Booking], floo
             if own > floors[b]:
                 excess.append((floors[b] - own, bundle.id, b))
         for _gain, _id, b in sorted(excess):
+            if Budget.passed(deadline):
+                return book.bookings
             bundle = bundles[b]
             current: dict[int, list[Booking]] = defaultdict(list)
             for bk in book.by_bundle.get(bundle.id, []):
@@ -194,6 +198,8 @@ def improve(inst: Instance, bundles: list[Bundle], bookings: list[Booking], floo
     stuck = sorted((floors[b] - own_cost(bundle), bundle.id, b) for b, bundle in enumerate(bundles)
                    if own_cost(bundle) - floors[b] >= EJECTION_EXCESS)
     for _gain, _id, t in stuck[:EJECTION_TARGETS]:
+        if Budget.passed(deadline):
+            break
         target = bundles[t]
         wanted = sorted(empty.placements(target), key=lambda p: (cost(target, p), p[-1][0].day, p[-1][0].site_id))
         done = False
@@ -255,8 +261,23 @@ def make_plan(
     settings: SolverSettings | None = None,
     on_progress: Callable[[PlanningProgress], None] | None = None,
 ) -> Plan:
+    """Plan the scenario: every stage inside `settings.time_limit_seconds` of wall-clock time.
+
+    `settings` defaults to the scenario's own. The plan's `solver.wall_seconds` is the whole
+    span of this call and `solver.stage_seconds` its parts; the anytime stages stop at their
+    deadlines (`scheduler.budget`). Raises nothing for a valid scenario: a review that cannot
+    be booked is reported as unbooked with its reason.
+    """
     settings = settings or scenario.solver
-    started = time.monotonic()
+    budget = Budget(settings.time_limit_seconds)
+    started = budget.started
+    stage_seconds: dict[str, float] = {}
+    stage_started = [started]
+
+    def lap(name: str) -> None:
+        now = time.monotonic()
+        stage_seconds[name] = round(stage_seconds.get(name, 0.0) + now - stage_started[0], 3)
+        stage_started[0] = now
 
     inst = Instance(scenario)
     booked = {"reviews": None, "patients": None}
@@ -276,11 +297,19 @@ def make_plan(
     greedy_score = evaluate(inst, bundles, greedy).total
     count_booked(greedy)
     report("greedy", objective=greedy_score)
+    lap("greedy")
+    # The old way and the greedy baseline are part of the plan and of its time limit; they are
+    # quick and cannot be cut short, so they are done first and the anytime stages share the rest.
+    old_book, old_bundles = old_way(inst)
+    old_metrics = _metrics(inst, old_bundles, old_book.bookings)
+    greedy_metrics = _metrics(inst, bundles, greedy)
+    lap("baselines")
 
     def on_solver(p: SolverProgress) -> None:
         report("solving", p.objective if p.objective is not None else greedy_score, p.bound)
 
-    result = solve_master(inst, bundles, settings, hint_from(bundles, greedy), on_solver)
+    result = solve_master(inst, bundles, settings, hint_from(bundles, greedy), on_solver, budget)
+    lap("master")
     report("timetabling", result.objective, result.best_bound)
     candidates = [(greedy, "greedy consolidator")]
     if result.assignment:
@@ -290,38 +319,42 @@ def make_plan(
             (guided_greedy(inst, bundles, result.assignment).bookings,
              "CP-SAT master over (day, site) + greedy guided by it"),
         ]
+    lap("timetabling")
     # Each candidate is improved (bundles re-placed where cheaper) and the best kept: the
     # candidates start from different places, and the pass ends in different local optima.
+    # The cheapest goes first, so a tight limit spends its time where it most likely pays.
+    scored = sorted(((evaluate(inst, bundles, bookings).total, order, bookings, label)
+                     for order, (bookings, label) in enumerate(candidates)), key=lambda c: (c[0], c[1]))
     chosen, method, score = greedy, "greedy consolidator (CP-SAT found nothing better)", greedy_score
-    for bookings, label in candidates:
-        total = evaluate(inst, bundles, bookings).total
+    for total, _order, bookings, label in scored:
         if total < score:
             chosen, method, score = bookings, label, total
-        if result.bundle_floors:
-            improved = improve(inst, bundles, bookings, result.bundle_floors)
+        if result.bundle_floors and not Budget.passed(budget.improve_deadline):
+            improved = improve(inst, bundles, bookings, result.bundle_floors, deadline=budget.improve_deadline)
             total = evaluate(inst, bundles, improved).total
             if total < score:
                 chosen, method, score = improved, label + ", then each bundle re-placed where cheaper", total
     objective = evaluate(inst, bundles, chosen).total
     count_booked(chosen)
+    lap("improvement")
 
     report("baselines", objective, result.best_bound)
     reasons = unbooked_reasons(inst, bundles, booked_review_ids(chosen))
     appointments, visits = appointments_and_visits(inst, bundles, chosen)
     unbooked = unbooked_entries(inst, chosen, reasons)
     metrics = compute_metrics(inst, appointments, visits, unbooked)
-    old_book, old_bundles = old_way(inst)
-    old_metrics = _metrics(inst, old_bundles, old_book.bookings)
     bound = result.best_bound
     gap = (objective - bound) / objective if objective else 0.0
+    comparison = compare(metrics, old_metrics, shared_minutes_saved(inst, chosen))
+    lap("assembly")
     plan = Plan(
         scenario_name=scenario.name,
         appointments=appointments,
         visits=visits,
         unbooked=unbooked,
         metrics=metrics,
-        baselines={"greedy": _metrics(inst, bundles, greedy), "old_way": old_metrics},
-        comparison=compare(metrics, old_metrics, shared_minutes_saved(inst, chosen)),
+        baselines={"greedy": greedy_metrics, "old_way": old_metrics},
+        comparison=comparison,
         solver=SolverStats(
             status="OPTIMAL" if gap == 0 else "FEASIBLE",
             method=method,
@@ -329,6 +362,7 @@ def make_plan(
             best_bound=bound,
             gap=gap,
             wall_seconds=round(time.monotonic() - started, 3),
+            stage_seconds=stage_seconds,
             time_limit_seconds=settings.time_limit_seconds,
             workers=settings.workers,
             seed=settings.seed,

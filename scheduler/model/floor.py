@@ -22,6 +22,7 @@ import math
 
 from ortools.sat.python import cp_model
 
+from scheduler.budget import Budget
 from scheduler.bundles import Bundle
 from scheduler.instance import Instance
 from scheduler.model import constraints
@@ -78,15 +79,19 @@ def nothing_booked(bundle: Bundle) -> int:
     return sum(UNBOOKED_REVIEW * (1 + bundle.priority) * s.reviews for s in bundle.steps)
 
 
-def exact_standalone_floor(inst: Instance, bundles: list[Bundle], seed: int = 0) -> tuple[int, list[int]]:
+def exact_standalone_floor(inst: Instance, bundles: list[Bundle], seed: int = 0,
+                           deadline: float | None = None) -> tuple[int, list[int]]:
     """The exact standalone floor of all bundles, and each bundle's own (the improvement pass
     starts with the bundles furthest above theirs).
 
     Two valid figures, the larger kept: the bundles' floors with their session shares (every
     session term accounted for by shares), and the floors without shares plus one session when
     anything is booked (better when the shares add up to less than one session).
+    Bundles not reached by `deadline` (a `time.monotonic()` moment; None: no deadline) keep the
+    floor 0, which every objective term respects, so the figure stays a valid bound.
     """
-    each = [exact_bundle_floor(inst, bundle, seed) for bundle in bundles]
+    each = [exact_bundle_floor(inst, bundle, seed) if not Budget.passed(deadline) else (0, 0)
+            for bundle in bundles]
     with_shares = sum(scaled for scaled, _most in each) // SCALE
     without = sum(scaled - most for scaled, most in each) // SCALE
     one_session = min(without + SESSION_USED, sum(nothing_booked(b) for b in bundles))

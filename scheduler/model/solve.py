@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
+from scheduler.budget import Budget
 from scheduler.bundles import Bundle
 from scheduler.domain import SolverSettings
 from scheduler.instance import Instance
@@ -29,6 +30,10 @@ class SolverProgress:
 
 @dataclass
 class SolveResult:
+    """The master's outcome: CP-SAT's status name (or NOT_SEARCHED when the budget ran out before
+    the search), its objective, the best proven bound (floors included) and the (day, site) of
+    every step it placed."""
+
     status: str
     objective: int | None
     best_bound: int
@@ -69,31 +74,47 @@ def solve_master(
     settings: SolverSettings,
     hint: dict[tuple[int, int], Option] | None = None,
     on_progress: Callable[[SolverProgress], None] | None = None,
+    budget: Budget | None = None,
 ) -> SolveResult:
+    """Solve the CP-SAT master over (day, site) with the floors; see docs/optimiser.md.
+
+    `budget` (default: `settings.time_limit_seconds` from now) sets the deadlines: the exact
+    floors stop at `budget.floor_deadline`, the search at `budget.master_deadline`, model
+    building included.
+    """
     started = time.monotonic()
+    budget = budget or Budget(settings.time_limit_seconds, started)
     model = cp_model.CpModel()
     v = build_variables(model, inst, bundles)
     # Valid lower bounds that do not depend on the master's search (docs/optimiser.md); the
     # time they take comes out of the master's time limit.
-    floor_started = time.monotonic()
-    exact, bundle_floors = exact_standalone_floor(inst, bundles, settings.seed)
+    exact, bundle_floors = exact_standalone_floor(inst, bundles, settings.seed, budget.floor_deadline)
     floor = max(standalone_floor(inst, v), exact)
-    floor_seconds = time.monotonic() - floor_started
     if on_progress:
         on_progress(SolverProgress(time.monotonic() - started, None, floor))
-    constraints.step_opens_visit(model, v)
-    constraints.one_site_per_day(model, v)
-    constraints.draw_before_review(model, inst, v)
-    constraints.draw_trip_is_a_trip(model, v)
-    constraints.visit_fits_length(model, inst, v)
-    constraints.clinician_capacity(model, inst, v)
-    constraints.room_capacity(model, inst, v)
-    add_objective(model, inst, v)
+    rules = (
+        lambda: constraints.step_opens_visit(model, v),
+        lambda: constraints.one_site_per_day(model, v),
+        lambda: constraints.draw_before_review(model, inst, v),
+        lambda: constraints.draw_trip_is_a_trip(model, v),
+        lambda: constraints.visit_fits_length(model, inst, v),
+        lambda: constraints.clinician_capacity(model, inst, v),
+        lambda: constraints.room_capacity(model, inst, v),
+        lambda: add_objective(model, inst, v),
+    )
+    for add_rule in rules:
+        if Budget.passed(budget.master_deadline):
+            # No time left to search: the floors are still valid bounds, and the greedy and its
+            # improvement make the plan. Building the rest would only overrun the limit.
+            return SolveResult("NOT_SEARCHED", None, floor, time.monotonic() - started, {}, bundle_floors)
+        add_rule()
     if hint:
         add_complete_hint(model, v, hint)
 
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(1.0, settings.time_limit_seconds - floor_seconds)
+    # What is left of the master's share once the floors and the model are built; at least a
+    # moment, so that a hint is still turned into a solution CP-SAT can report.
+    solver.parameters.max_time_in_seconds = max(0.05, Budget.left(budget.master_deadline))
     solver.parameters.num_workers = settings.workers
     solver.parameters.random_seed = settings.seed
     solver.parameters.log_search_progress = settings.log

@@ -1,0 +1,66 @@
+"""The wall-clock budget of one optimisation, shared out between its stages.
+
+`solver.time_limit_seconds` is the time a manager or an API job waits for the whole optimisation
+(greedy warm start and baselines, floors, master, timetabling, improvement, plan assembly), not
+only CP-SAT's part of it. Each stage asks the budget for its own deadline; the anytime stages
+(exact floors, the CP-SAT master, the improvement pass) stop at theirs and keep what they have,
+so the plan is ready within the limit plus what the unstoppable stages (greedy, timetabling,
+assembly) take beyond their share — measured by `benchmarks/solve_samples.py`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+FLOOR_SHARE = 0.2
+"""Exact standalone floors may use up to this share of the limit (they are anytime: a bundle not
+reached keeps the floor 0, still a valid bound)."""
+
+AFTER_MASTER_SHARE = 0.25
+"""Share of the limit kept after the master for timetabling, improvement and assembly: the
+improvement pass takes about 1 s per candidate on the practice month, 5–10 s on the PCN month."""
+
+ASSEMBLY_SECONDS = 0.5
+"""Kept after the improvement pass for unbooked reasons, metrics and the plan itself."""
+
+
+@dataclass
+class Budget:
+    """Deadlines (`time.monotonic()` seconds) for the stages of one optimisation of
+    `limit_seconds`, counted from `started`."""
+
+    limit_seconds: float
+    started: float = field(default_factory=time.monotonic)
+
+    def at(self, share: float) -> float:
+        """The moment `share` (0 to 1) of the limit has passed."""
+        return self.started + share * self.limit_seconds
+
+    @property
+    def end(self) -> float:
+        return self.at(1.0)
+
+    @property
+    def floor_deadline(self) -> float:
+        return self.at(FLOOR_SHARE)
+
+    @property
+    def master_deadline(self) -> float:
+        return self.at(1.0 - AFTER_MASTER_SHARE)
+
+    @property
+    def improve_deadline(self) -> float:
+        return max(self.started, self.end - min(ASSEMBLY_SECONDS, 0.05 * self.limit_seconds))
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @staticmethod
+    def left(deadline: float) -> float:
+        """Seconds until `deadline`, never negative."""
+        return max(0.0, deadline - time.monotonic())
+
+    @staticmethod
+    def passed(deadline: float | None) -> bool:
+        return deadline is not None and time.monotonic() >= deadline
