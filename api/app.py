@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import FastAPI
@@ -50,16 +51,30 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
             engine.dispose()
 
     app = FastAPI(title="OneVisit", version="1", description=DESCRIPTION, lifespan=lifespan)
-    errors.install(app)
+    errors.install(app, settings.max_body_bytes)
     for module in (scenarios, jobs, plans, calendar):
         app.include_router(module.router)
 
-    @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document plus the scenario's real schema, which the scenario routes refer
+        to (their bodies are read by our own validator, so FastAPI does not see the model)."""
+        if app.openapi_schema is None:
+            document = FastAPI.openapi(app)
+            components = document.setdefault("components", {}).setdefault("schemas", {})
+            for name, schema in scenarios.scenario_components().items():
+                if name in components and components[name] != schema:
+                    raise RuntimeError(f"two different OpenAPI schemas are both called {name!r}")
+                components[name] = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/healthz", tags=["health"], summary="Liveness: the process answers", responses=errors.GUARD_RESPONSES)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"], summary="Readiness: the database answers",
-             responses={503: {"description": "Database unreachable"}})
+             responses={503: {"description": "Database unreachable"}, **errors.GUARD_RESPONSES})
     def readyz() -> JSONResponse:
         if database_ready(app.state.services.engine):
             return JSONResponse({"status": "ready"})

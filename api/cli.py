@@ -43,7 +43,11 @@ def _url(database_url: str | None) -> str:
 
 
 def save_plan(url: str, scenario: Scenario, plan: Plan, source: str) -> tuple[ScenarioRecord, int, str, int]:
-    """Keep the scenario (a new version only when it changed) and the plan, in one transaction."""
+    """Keep the scenario (a new version only when it changed) and the plan, in one transaction.
+
+    Does not check the plan: callers pass only a plan the gate has passed (`write_and_keep`).
+    Returns (scenario record, version number, plan id, plan number within the scenario).
+    """
     upgrade(url)
     engine = make_engine(url)
     try:
@@ -73,12 +77,24 @@ def plan(
     save: Annotated[bool, typer.Option(help="Also keep the scenario and plan in the database.")] = True,
 ) -> None:
     """Plan consolidated visits for a scenario, check the plan, write it and keep it in the database."""
-    loaded, result = engine_cli.plan_and_write(scenario, out, sessions_csv, due_csv, time_limit, workers, seed)
-    if save:
-        url = _url(database_url)
-        record, version, plan_id, number = save_plan(url, loaded, result, scenario.name)
-        console.print(f"Saved in {url}: scenario {record.id} version {version}, plan {plan_id} "
-                      f"(plan {number} of this scenario), organisation '{LOCAL_ORGANISATION}'.")
+    loaded, result = engine_cli.solve_scenario(scenario, sessions_csv, due_csv, time_limit, workers, seed)
+    write_and_keep(loaded, result, out, _url(database_url) if save else None, scenario.name)
+
+
+def write_and_keep(scenario: Scenario, plan: Plan, out: Path, url: str | None, source: str) -> None:
+    """The `plan` command's post-solve step: gate the plan, write `out`/plan.json and
+    appointments.csv, then keep the scenario and plan in the database at `url` (None: not kept).
+
+    The gate runs first (inside `engine_cli.write_checked`): a plan that fails the independent
+    check raises typer.Exit(1) before any file is written or the database is opened.
+    `source` is the scenario's file name, recorded on a new scenario version.
+    """
+    engine_cli.write_checked(scenario, plan, out)
+    if url is None:
+        return
+    record, version, plan_id, number = save_plan(url, scenario, plan, source)
+    console.print(f"Saved in {url}: scenario {record.id} version {version}, plan {plan_id} "
+                  f"(plan {number} of this scenario), organisation '{LOCAL_ORGANISATION}'.")
 
 
 def _session_for(database_url: str | None):
@@ -174,13 +190,26 @@ def serve(
     database_url: DatabaseOpt = None,
     workers: Annotated[int | None, typer.Option(help="Plans solved at once (default: $ONEVISIT_WORKERS, 2).")] = None,
 ) -> None:
-    """Start the HTTP API (OpenAPI docs at /docs); migrations are applied at start-up."""
+    """Start the HTTP API (OpenAPI docs at /docs); migrations are applied at start-up.
+
+    SIGTERM or Ctrl-C stops it within about ONEVISIT_SHUTDOWN_SECONDS (default 5): requests still
+    open then (a slow upload, an event stream) are cancelled, and running solves are stopped and
+    marked failed with code `interrupted`.
+    """
     import uvicorn
 
     from api.app import create_app
 
     overrides = {k: v for k, v in (("database_url", database_url), ("workers", workers)) if v is not None}
-    uvicorn.run(create_app(Settings.from_env(**overrides)), host=host, port=port, log_level="info")
+    try:
+        settings = Settings.from_env(**overrides)
+    except ValueError as exc:  # a bad ONEVISIT_* variable: say which, no traceback
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(engine_cli.EXIT_BAD_INPUT) from None
+    # Without a graceful-shutdown timeout uvicorn waits for every open request however long it
+    # takes, so one stalled client could keep a stopping server alive indefinitely.
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
+                timeout_graceful_shutdown=settings.shutdown_seconds)
 
 
 @db_app.command("upgrade")

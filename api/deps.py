@@ -81,9 +81,24 @@ def caller(
     return found
 
 
-def require(caller: Caller, action: str) -> None:
+# What each restricted action (api.keys.MANAGER_ONLY) lets a key do, worded to complete
+# "A planner key may not …"; a route may word it more exactly.
+ACTION_TEXT = {
+    "publish": "publish plans",
+    "calendar_tokens": "see patients' invites or hand out calendar links",
+}
+
+
+def require(caller: Caller, action: str, doing: str | None = None) -> None:
+    """Refuse with a 403 if the caller's role may not do `action` (a key of ACTION_TEXT).
+
+    `doing` words what the route does ("revoke calendar links"); the message is a sentence such
+    as "A planner key may not publish plans; use a manager key." Raises KeyError for an action
+    without wording: a programming error that any test of the route catches.
+    """
+    text = doing or ACTION_TEXT[action]
     if not caller.may(action):
-        raise ApiError(403, "forbidden", f"A {caller.role} key may not {action.replace('_', ' ')}; use a manager key.")
+        raise ApiError(403, "forbidden", f"A {caller.role} key may not {text}; use a manager key.")
 
 
 CallerDep = Annotated[Caller, Depends(caller)]

@@ -15,9 +15,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scheduler.scenario_io import Problem, ScenarioError
 
@@ -71,8 +72,87 @@ def scenario_error(exc: ScenarioError) -> ApiError:
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in ((400, "The body could not be read"), (401, "No or unknown API key"), (403, "Role may not do this"), (404, "Not found"),
-                         (409, "Conflict with the current state"), (422, "Invalid input"))
+                         (409, "Conflict with the current state"),
+                         (413, "The request body is larger than the service's limit (ONEVISIT_MAX_BODY_BYTES)"),
+                         (422, "Invalid input"))
 }
+
+# What the input guards below may answer on any route, including those without a key.
+GUARD_RESPONSES = {status: ERROR_RESPONSES[status] for status in (400, 413)}
+
+
+def size_text(n: int) -> str:
+    """A byte count as people read it: '20 MiB', '512 KiB' or '1000 bytes'."""
+    for unit, size in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from `receive` once a body passes the limit; answered as a 413 in the error shape.
+
+    An HTTPException so that FastAPI's body parsing passes it on rather than turning it into a
+    400 ("There was an error parsing the body").
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than this service's limit of {size_text(limit)}; "
+                              "nothing was read or saved.", headers={"Connection": "close"})
+
+
+def _too_large(exc: BodyTooLarge) -> JSONResponse:
+    # Connection: close, because the rest of the body is never read: the connection cannot be reused.
+    return JSONResponse(_body("body_too_large", str(exc.detail), "body"), status_code=413, headers=exc.headers)
+
+
+class LimitBody:
+    """Refuse request bodies over `max_bytes` on every route, before they are read in full.
+
+    A declared Content-Length over the limit is answered with a 413 at once, without reading any
+    of the body or running the route (a client sending `Expect: 100-continue` sends none of it).
+    A body without Content-Length (chunked) is counted as it arrives, and the first chunk that
+    passes the limit ends the request with a 413: at most `max_bytes` plus one chunk is ever held.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        # ASCII digits only: str.isdigit would pass '²' (latin-1), which int() refuses. A malformed
+        # length is the server's to refuse (h11 and httptools both do); here it is counted instead.
+        if declared is not None and re.fullmatch(r"[0-9]+", declared.strip()) and int(declared) > self.max_bytes:
+            await _too_large(BodyTooLarge(self.max_bytes))(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except BodyTooLarge as exc:
+            # Normally the app's exception handler has answered already; this is for a body read
+            # outside a route (or one whose exception was wrapped on the way out).
+            if started:
+                raise
+            await _too_large(exc)(scope, receive, send)
 
 
 class RejectNul:
@@ -93,8 +173,14 @@ class RejectNul:
         await self.app(scope, receive, send)
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, max_body_bytes: int) -> None:
+    """Error handlers and the input guards (NUL characters, body size) for the whole app."""
     app.add_middleware(RejectNul)
+    app.add_middleware(LimitBody, max_bytes=max_body_bytes)  # added last: outermost, so it runs first
+
+    @app.exception_handler(BodyTooLarge)
+    async def _body_too_large(_request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return _too_large(exc)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:

@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.db import make_engine, make_sessionmaker, transaction
 from api.models import Job, ScenarioVersion, utcnow
 from api.store import add_plan, scenario_of
-from scheduler.check import check_plan, format_report
-from scheduler.domain import SolverSettings
+from scheduler import plan_gate
+from scheduler.domain import Scenario, SolverSettings
+from scheduler.plan import Plan
 from scheduler.planner import PlanningProgress, make_plan
 
 log = logging.getLogger("onevisit.jobs")
@@ -43,8 +44,42 @@ def _finish(factory: sessionmaker[Session], job_id: str, status: str, code: str 
         return result.rowcount == 1
 
 
+def keep_checked_plan(factory: sessionmaker[Session], job_id: str, scenario: Scenario, plan: Plan) -> None:
+    """The job's post-solve step: gate the plan, then store it on the job in one transaction.
+
+    `scenario` is the job's scenario version as solved; `job_id` a job in status "running".
+    A plan that fails the independent check (`scheduler.plan_gate.gate_plan`) ends the job
+    "failed" with code `plan_failed_check` and the checker's report as its message, and nothing
+    is stored. A job cancelled meanwhile keeps nothing either. Database errors propagate.
+    """
+    try:
+        plan_gate.gate_plan(scenario, plan)
+    except plan_gate.PlanRejected as rejected:
+        _finish(factory, job_id, "failed", "plan_failed_check",
+                "The plan failed the independent check and was not saved:\n" + rejected.details())
+        return
+    with transaction(factory) as session:
+        job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
+        if job is None or job.status != "running":
+            return  # cancelled while solving: keep nothing
+        if job.cancel_requested:  # asked while the plan was being checked: cancel wins
+            job.status, job.stage, job.error_code = "cancelled", "cancelled", "cancelled"
+            job.error_message = "Cancelled on request."
+            job.finished_at = job.updated_at = utcnow()
+            return
+        version = session.get(ScenarioVersion, job.scenario_version_id)
+        record = add_plan(session, version, job.organisation_id, plan, job_id=job.id)
+        job.status, job.stage, job.plan_id = "finished", "done", record.id
+        job.objective, job.bound = plan.solver.objective, plan.solver.best_bound
+        job.elapsed_seconds = plan.solver.wall_seconds
+        job.reviews_booked = plan.metrics.reviews_booked
+        job.patients_booked = plan.metrics.patients_fully_booked
+        job.finished_at = job.updated_at = utcnow()
+
+
 def run_job(job_id: str, database_url: str) -> None:
-    """Entry point of a worker process: solve, check, store the plan or the failure."""
+    """Entry point of a worker process: solve, then gate and store the plan (`keep_checked_plan`),
+    or record the failure on the job."""
     engine = make_engine(database_url)
     factory = make_sessionmaker(engine)
     try:
@@ -69,28 +104,7 @@ def run_job(job_id: str, database_url: str) -> None:
                     updated_at=utcnow()))
 
         plan = make_plan(scenario, settings, on_progress=on_progress)
-        report = check_plan(scenario, plan)
-        if not report.ok:
-            _finish(factory, job_id, "failed", "plan_failed_check",
-                    "The plan failed the independent check and was not saved:\n" + format_report(report))
-            return
-        with transaction(factory) as session:
-            job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
-            if job is None or job.status != "running":
-                return  # cancelled while solving: keep nothing
-            if job.cancel_requested:  # asked while the plan was being checked: cancel wins
-                job.status, job.stage, job.error_code = "cancelled", "cancelled", "cancelled"
-                job.error_message = "Cancelled on request."
-                job.finished_at = job.updated_at = utcnow()
-                return
-            version = session.get(ScenarioVersion, job.scenario_version_id)
-            record = add_plan(session, version, job.organisation_id, plan, job_id=job.id)
-            job.status, job.stage, job.plan_id = "finished", "done", record.id
-            job.objective, job.bound = plan.solver.objective, plan.solver.best_bound
-            job.elapsed_seconds = plan.solver.wall_seconds
-            job.reviews_booked = plan.metrics.reviews_booked
-            job.patients_booked = plan.metrics.patients_fully_booked
-            job.finished_at = job.updated_at = utcnow()
+        keep_checked_plan(factory, job_id, scenario, plan)
     except Exception as exc:
         log.exception("job %s failed", job_id)
         _finish(factory, job_id, "failed", "solve_failed", f"{type(exc).__name__}: {exc}")
@@ -111,6 +125,8 @@ def recover_interrupted(factory: sessionmaker[Session]) -> int:
 class Dispatcher:
     """Starts queued jobs in worker processes, reaps them and carries out cancellations."""
 
+    STOP_GRACE_SECONDS = 5.0  # a worker's time to exit after SIGTERM at shutdown, before SIGKILL
+
     def __init__(self, database_url: str, factory: sessionmaker[Session], workers: int, poll_seconds: float):
         self.database_url, self.factory = database_url, factory
         self.workers, self.poll_seconds = workers, poll_seconds
@@ -123,13 +139,31 @@ class Dispatcher:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop dispatching and end every running solve, as at service shutdown (SIGTERM).
+
+        Each worker gets SIGTERM, all at once, and SIGKILL if it is still alive after
+        STOP_GRACE_SECONDS; each of their jobs still "running" becomes "failed" with code
+        `interrupted`, as `recover_interrupted` would record at the next start. Queued jobs stay
+        queued for the next start. Returns within about 10 + 2 x STOP_GRACE_SECONDS seconds.
+        """
         self._stop.set()
         self._thread.join(timeout=10)
-        for job_id, process in list(self.running.items()):
+        stopping = list(self.running.items())
+        for _, process in stopping:
             process.terminate()
-            process.join(timeout=10)
-            _finish(self.factory, job_id, "failed", "interrupted",
-                    "The service stopped while this plan was solving; start the plan again.", ("running",))
+        deadline = time.monotonic() + self.STOP_GRACE_SECONDS
+        for _, process in stopping:
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
+        for _, process in stopping:
+            if process.is_alive():  # ignoring SIGTERM (stuck in native code): shutdown must not wait
+                process.kill()
+                process.join(timeout=self.STOP_GRACE_SECONDS)
+        for job_id, _ in stopping:
+            try:
+                _finish(self.factory, job_id, "failed", "interrupted",
+                        "The service stopped while this plan was solving; start the plan again.", ("running",))
+            except Exception:  # the database is gone too: the next start's recovery records it
+                log.exception("could not mark job %s interrupted", job_id)
         self.running.clear()
 
     def _loop(self) -> None:

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from api.errors import ProblemOut
 from scheduler.plan import AppointmentKind, Comparison, Metrics, SolverStats, UnbookedReview
 
 MAX_VERSION = 2**31 - 1  # a version number fits the database's integer column
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date_text(value: Any) -> Any:
+    # pydantic alone reads "0" or "1700000000" as seconds since 1970 (a date_to=0 would become
+    # 1970-01-01); a date in a query is written YYYY-MM-DD, as its OpenAPI `format: date` says.
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_text)]
+"""A calendar date given as text YYYY-MM-DD (RFC 3339 full-date) and nothing else."""
 
 
 class Out(BaseModel):
@@ -46,15 +60,28 @@ class ValidationReport(BaseModel):
     problems: list[ProblemOut] = []
 
 
-class PlanRequest(BaseModel):
-    """Start a plan; settings left out come from the scenario's own solver settings."""
+MAX_SEED = 2**31 - 1  # CP-SAT's random_seed is a 32-bit signed integer
+MAX_TIME_LIMIT_SECONDS = 3600
+MAX_SOLVER_WORKERS = 64
 
-    model_config = ConfigDict(extra="forbid")
+
+class PlanRequest(BaseModel):
+    """Start a plan; settings left out come from the scenario's own solver settings.
+
+    Every number has a stated range and is refused outside it, never clamped; types are strict,
+    so `false` is not a seed and `"5"` or `2.0` is not a worker count (422 naming the field).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     version: int | None = Field(None, ge=1, le=MAX_VERSION, description="Scenario version to solve; default the latest.")
-    time_limit_seconds: float | None = Field(None, gt=0, le=3600)
-    workers: int | None = Field(None, ge=1, le=64)
-    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    time_limit_seconds: float | None = Field(
+        None, ge=1, le=MAX_TIME_LIMIT_SECONDS, allow_inf_nan=False,
+        description="Wall-clock seconds the solver may use, 1 to 3600; default the scenario's.")
+    workers: int | None = Field(None, ge=1, le=MAX_SOLVER_WORKERS,
+                                description="CP-SAT search workers for this solve, 1 to 64; default the scenario's.")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED,
+                             description="CP-SAT random seed, 0 to 2^31-1; default the scenario's.")
 
 
 JobStatus = Literal["queued", "running", "finished", "failed", "cancelled"]

@@ -1,4 +1,5 @@
-"""The independent plan checker: verifies every hard rule of docs/plan-format.md and the metrics.
+"""The independent plan checker: verifies every hard rule of docs/plan-format.md, the metrics and
+the before/after comparison with the old way.
 
 Written separately from the optimiser so that it catches the optimiser's mistakes. It reads only
 the scenario and the plan; it imports nothing else from `scheduler` on purpose. Each hard rule is
@@ -758,6 +759,87 @@ def metrics_match(c: _Ctx, recomputed: Metrics) -> list[Violation]:
     return out
 
 
+# The before/after comparison against the old way (scheduler.plan.Comparison). The plan does not
+# hold the old way's bookings, only their figures (baselines["old_way"]), so the old side is taken
+# from there and checked for the old way's own identities; the plan side is recomputed here from
+# the appointments. Saved figures are old way minus plan: positive when the plan is better.
+COMPARISON_HOURS_ROUNDING = 0.005  # patient_hours_saved is given to 2 decimal places
+
+
+def _shared_minutes_saved(c: _Ctx) -> int:
+    """Clinician minutes saved by combined reviews: Σ over `review` appointments covering two or
+    more review types of (Σ each type alone, ceil_slot(factor × duration) − the sitting's actual
+    minutes). Joint reviews and single reviews save nothing here."""
+    slot = c.rules.slot_minutes
+    saved = 0.0
+    for x in c.appts:
+        if x.a.kind != "review" or len(x.a.review_type_ids) < 2:
+            continue
+        f = c.factor(x.a.patient_id)
+        alone = sum(ceil_slot(f * t.duration_minutes, slot) for t in c.known_types(x.a))
+        saved += alone - minutes(x.e - x.s)
+    return round(saved)
+
+
+def baselines_consistent(c: _Ctx) -> list[Violation]:
+    """Metrics: each baseline describes this scenario's patients and reviews, and the old way keeps
+    its own definition (every appointment its own trip, one draw per review that needs one, so
+    appointments = reviews booked + draws and every draw is a draw trip)."""
+    s = c.scenario
+    out = []
+    want = {"patients": len(s.patients), "reviews": sum(len(p.due_reviews) for p in s.patients)}
+    for name, m in c.plan.baselines.items():
+        for field_name, value in want.items():
+            got = getattr(m, field_name)
+            if got != value:
+                out.append(Violation("metrics_mismatch",
+                                     f"baselines.{name}.{field_name} is {got}, the scenario has {value}"))
+    old = c.plan.baselines.get("old_way")
+    if old is not None:
+        if old.visits != old.appointments:
+            out.append(Violation("metrics_mismatch", f"baselines.old_way has {old.visits} visits for "
+                                 f"{old.appointments} appointments; the old way is one trip per appointment"))
+        if old.draw_trips != old.blood_draws:
+            out.append(Violation("metrics_mismatch", f"baselines.old_way has {old.draw_trips} draw trips for "
+                                 f"{old.blood_draws} blood draws; the old way draws on a trip of its own"))
+        if old.appointments != old.reviews_booked + old.blood_draws:
+            out.append(Violation("metrics_mismatch", f"baselines.old_way has {old.appointments} appointments, "
+                                 f"not {old.reviews_booked} reviews booked + {old.blood_draws} draws"))
+    return out
+
+
+def comparison_match(c: _Ctx, recomputed: Metrics) -> list[Violation]:
+    """Metrics: every `comparison` field equals the checker's recomputation, old way minus plan.
+
+    appointments_saved, trips_saved (visits) and blood_draws_saved are exact;
+    patient_hours_saved is rounded to 2 decimals (so within 0.005 h); clinician_minutes_saved
+    is `_shared_minutes_saved`. A plan without a comparison claims nothing and passes.
+    """
+    got = c.plan.comparison
+    if got is None:
+        return []
+    old = c.plan.baselines.get("old_way")
+    if old is None:
+        return [Violation("metrics_mismatch",
+                          "comparison is given but baselines has no old_way to compare against")]
+    want: dict[str, float | int] = {
+        "appointments_saved": old.appointments - recomputed.appointments,
+        "trips_saved": old.visits - recomputed.visits,
+        "blood_draws_saved": old.blood_draws - recomputed.blood_draws,
+        "patient_hours_saved": old.patient_hours - recomputed.patient_hours,
+        "clinician_minutes_saved": _shared_minutes_saved(c),
+    }
+    out = []
+    for name, value in got.model_dump().items():
+        expected = want[name]
+        tolerance = COMPARISON_HOURS_ROUNDING + FLOAT_TOLERANCE if name == "patient_hours_saved" else 0
+        if abs(value - expected) > tolerance:
+            shown = f"{expected:.4f}" if isinstance(expected, float) else str(expected)
+            out.append(Violation("metrics_mismatch",
+                                 f"comparison.{name} is {value}, recomputed {shown} (old way minus plan)"))
+    return out
+
+
 RULES = (
     inside_horizon,
     times_well_formed,
@@ -892,13 +974,17 @@ def recompute_metrics(scenario: Scenario, plan: Plan) -> Metrics:
 
 
 def check_plan(scenario: Scenario, plan: Plan) -> CheckReport:
-    """Verify every hard rule and the metrics; return all violations found."""
+    """Verify every hard rule, the metrics, the baselines' identities and the before/after
+    comparison; return all violations found (comparison and baseline problems are reported as
+    `metrics_mismatch`, naming the field)."""
     c = _Ctx(scenario, plan)
     violations: list[Violation] = []
     for rule in RULES:
         violations.extend(rule(c))
     metrics = _recompute(c)
     violations.extend(metrics_match(c, metrics))
+    violations.extend(baselines_consistent(c))
+    violations.extend(comparison_match(c, metrics))
     return CheckReport(violations, metrics)
 
 

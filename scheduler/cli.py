@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from scheduler import plan_gate
 from scheduler.check import check_plan, format_report
 from scheduler.domain import Scenario, SolverSettings
 from scheduler.plan import Plan
@@ -129,9 +130,13 @@ WorkersOpt = Annotated[int | None, typer.Option(help="CP-SAT workers (default: s
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed (default: scenario).")]
 
 
-def plan_and_write(scenario: Path, out: Path, sessions_csv: Path | None, due_csv: Path | None,
-                   time_limit: float | None, workers: int | None, seed: int | None) -> tuple[Scenario, Plan]:
-    """Load, plan with a progress bar, check, write the files and print the summary."""
+def solve_scenario(scenario: Path, sessions_csv: Path | None, due_csv: Path | None, time_limit: float | None,
+                   workers: int | None, seed: int | None) -> tuple[Scenario, Plan]:
+    """Load the scenario (with CSV imports) and plan it with a progress bar; nothing is checked or written.
+
+    Returns (scenario, plan). Bad input or solver options print every problem and raise
+    typer.Exit(2).
+    """
     loaded = _load(scenario, sessions_csv, due_csv)
     overrides = {k: v for k, v in (("time_limit_seconds", time_limit), ("workers", workers), ("seed", seed)) if v is not None}
     try:
@@ -155,15 +160,38 @@ def plan_and_write(scenario: Path, out: Path, sessions_csv: Path | None, due_csv
             bar.update(task, description=STAGES.get(p.stage, p.stage), completed=done, **fields)
 
         result = make_plan(loaded, settings, on_progress=show)
-    report = check_plan(loaded, result)
-    if not report.ok:
+    return loaded, result
+
+
+def write_checked(scenario: Scenario, plan: Plan, out: Path) -> None:
+    """The command line's post-solve step: gate the plan, then write `out`/plan.json and
+    `out`/appointments.csv and print the before/after summary.
+
+    The gate (`scheduler.plan_gate.gate_plan`) runs before anything is written: a plan that fails
+    the independent check prints every violation to stderr and raises typer.Exit(1), leaving `out`
+    untouched (not even created).
+    """
+    try:
+        plan_gate.gate_plan(scenario, plan)
+    except plan_gate.PlanRejected as rejected:
         errors.print("[bold red]The plan failed the independent check; nothing was written.[/]")
-        errors.print(format_report(report), markup=False)
-        raise typer.Exit(EXIT_INVALID_PLAN)
-    _write_atomically(out / "plan.json", result.model_dump_json(indent=2))
-    _write_atomically(out / "appointments.csv", appointments_csv(result))
-    print_summary(result)
+        errors.print(rejected.details(), markup=False)
+        raise typer.Exit(EXIT_INVALID_PLAN) from None
+    _write_atomically(out / "plan.json", plan.model_dump_json(indent=2))
+    _write_atomically(out / "appointments.csv", appointments_csv(plan))
+    print_summary(plan)
     console.print(f"Wrote {out / 'plan.json'} and {out / 'appointments.csv'} (checked: no violations).")
+
+
+def plan_and_write(scenario: Path, out: Path, sessions_csv: Path | None, due_csv: Path | None,
+                   time_limit: float | None, workers: int | None, seed: int | None) -> tuple[Scenario, Plan]:
+    """Load, plan with a progress bar, gate, write the files and print the summary.
+
+    Returns (scenario, plan) once written. Raises typer.Exit(2) on bad input, typer.Exit(1) when
+    the plan fails the independent check (nothing written).
+    """
+    loaded, result = solve_scenario(scenario, sessions_csv, due_csv, time_limit, workers, seed)
+    write_checked(loaded, result, out)
     return loaded, result
 
 

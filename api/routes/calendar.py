@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
 from api.calendar import clinician_feed, invite_email, room_feed
@@ -36,6 +36,7 @@ from api.publish import (
     publish,
 )
 from api.store import cached, plan_of, plan_record, scenario_of, scenario_record
+from scheduler.domain import Id
 from scheduler.plan import Metrics, Plan, SolverStats
 
 router = APIRouter(prefix="/v1", tags=["calendar"], responses=ERROR_RESPONSES)
@@ -67,8 +68,12 @@ class InviteChanges(BaseModel):
 
 
 class TokenRequest(BaseModel):
+    """Ask for a feed link: which kind of feed, and whose (an id from the scenario)."""
+
+    model_config = ConfigDict(extra="forbid")
+
     kind: Literal["clinician", "room"]
-    subject_id: str
+    subject_id: Id
 
 
 class TokenOut(BaseModel):
@@ -102,7 +107,7 @@ def publish_plan(plan_id: str, session: DB, caller: CallerDep) -> PublishOut:
 def invite_changes(plan_id: str, session: DB, caller: CallerDep, services: ServicesDep,
                    patient_id: str | None = None,
                    action: Literal["new", "update", "unchanged", "cancel"] | None = None) -> InviteChanges:
-    require(caller, "calendar_tokens")
+    require(caller, "calendar_tokens", "see patients' invites")
     record = plan_record(session, caller.organisation_id, plan_id)
     query = latest_publication(record.id)
     if patient_id:
@@ -136,7 +141,7 @@ def _event_by_reference(session: DB, organisation_id: str, reference: str) -> Ca
 def invite_message(reference: str, session: DB, caller: CallerDep, services: ServicesDep,
                    to: Annotated[str, Query(pattern=EMAIL, max_length=254,
                                             description="The patient's e-mail address.")]) -> Response:
-    require(caller, "calendar_tokens")
+    require(caller, "calendar_tokens", "read patients' invite e-mails")
     event = _event_by_reference(session, caller.organisation_id, reference)
     organiser = services.settings.organiser
     try:
@@ -151,7 +156,7 @@ def invite_message(reference: str, session: DB, caller: CallerDep, services: Ser
              summary="A feed link for a clinician or a room")
 def create_token(scenario_id: str, body: TokenRequest, session: DB, caller: CallerDep,
                  services: ServicesDep) -> TokenOut:
-    require(caller, "calendar_tokens")
+    require(caller, "calendar_tokens", "hand out calendar links")
     record = scenario_record(session, caller.organisation_id, scenario_id)
     scenario = scenario_of(session.scalar(select(ScenarioVersion).where(
         ScenarioVersion.scenario_id == record.id, ScenarioVersion.version == record.latest_version)))
@@ -174,7 +179,7 @@ def _token_out(token: CalendarToken, base: str) -> TokenOut:
             summary="Calendar links of a scenario (patient links name the visit's event)")
 def list_tokens(scenario_id: str, session: DB, caller: CallerDep, services: ServicesDep,
                 kind: Literal["patient", "clinician", "room"] | None = None) -> TokenList:
-    require(caller, "calendar_tokens")
+    require(caller, "calendar_tokens", "list calendar links")
     record = scenario_record(session, caller.organisation_id, scenario_id)
     query = select(CalendarToken).where(CalendarToken.scenario_id == record.id)
     if kind:
@@ -185,7 +190,7 @@ def list_tokens(scenario_id: str, session: DB, caller: CallerDep, services: Serv
 
 @router.delete("/calendar-tokens/{token_id}", response_model=TokenOut, summary="Revoke a calendar link")
 def revoke_token(token_id: str, session: DB, caller: CallerDep, services: ServicesDep) -> TokenOut:
-    require(caller, "calendar_tokens")
+    require(caller, "calendar_tokens", "revoke calendar links")
     token = session.get(CalendarToken, token_id)
     if token is None or token.organisation_id != caller.organisation_id:
         raise not_found("calendar link")

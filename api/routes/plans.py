@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from api.deps import DB, CallerDep
 from api.errors import ERROR_RESPONSES, ApiError
 from api.models import AppointmentClinician, AppointmentRecord, PlanRecord, ScenarioVersion
-from api.schemas import AppointmentOut, AppointmentPage, PlanList, PlanOut, UnbookedList
+from api.schemas import AppointmentOut, AppointmentPage, IsoDate, PlanList, PlanOut, UnbookedList
 from api.store import plan_of, plan_record
 from scheduler.cli import appointments_csv
 from scheduler.plan import AppointmentKind
@@ -62,7 +62,8 @@ def _local(value: dt.datetime) -> dt.datetime:
             summary="Appointments, filtered and paged, in time order")
 def list_appointments(
     plan_id: str, session: DB, caller: CallerDep,
-    date_from: dt.date | None = None, date_to: dt.date | None = None,
+    date_from: Annotated[IsoDate | None, Query(description="First day, YYYY-MM-DD.")] = None,
+    date_to: Annotated[IsoDate | None, Query(description="Last day, YYYY-MM-DD.")] = None,
     clinician_id: str | None = None, room_id: str | None = None, site_id: str | None = None,
     patient_id: str | None = None, kind: AppointmentKind | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200, offset: Annotated[int, Query(ge=0, le=10**7)] = 0,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, File, Path, UploadFile
+import anyio
+from fastapi import APIRouter, Body, Depends, File, Path, Request, UploadFile
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from api.deps import DB, CallerDep
-from api.errors import ERROR_RESPONSES, problem_dict, scenario_error
+from api.errors import ERROR_RESPONSES, ApiError, problem_dict, scenario_error
 from api.models import Job, ScenarioRecord, ScenarioVersion
 from api.routes.jobs import job_out
 from api.schemas import (
@@ -32,12 +35,70 @@ from scheduler.scenario_io import (
 
 router = APIRouter(prefix="/v1", tags=["scenarios"], responses=ERROR_RESPONSES)
 
-ScenarioBody = Annotated[dict[str, Any], Body(
-    description="The scenario document, exactly as a scenario file in JSON (docs/scenario-format.md).")]
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+SCENARIO_SCHEMA_NAME = "Scenario"
+# The body is read by `scenario_document`, not by FastAPI, so that a bad scenario is answered by
+# the scenario validator (every problem, in the command line's words) rather than by pydantic;
+# the OpenAPI document still states its real schema (`scenario_components` puts it there).
+SCENARIO_BODY = {"requestBody": {
+    "required": True,
+    "description": "The scenario document, exactly as a scenario file in JSON (docs/scenario-format.md).",
+    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{SCENARIO_SCHEMA_NAME}"}}},
+}}
 
 
-def parsed_json(body: ScenarioBody) -> Scenario:
+def scenario_components() -> dict[str, dict[str, Any]]:
+    """The scenario's JSON Schema as OpenAPI components: `Scenario` and every model it uses,
+    with references pointing into `#/components/schemas/`."""
+    schema = Scenario.model_json_schema(mode="validation", ref_template="#/components/schemas/{model}")
+    definitions = schema.pop("$defs", {})
+    return {**definitions, SCENARIO_SCHEMA_NAME: schema}
+
+
+def _body_problem(message: str) -> ApiError:
+    return ApiError(422, "invalid_request", message, "body", [Problem("request", "body", message)])
+
+
+def _not_a_number(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _json(raw: bytes) -> Any:
+    """Parse a JSON body; every failure is a 422 naming the body (never a 500)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _body_problem(f"The body is not UTF-8 text (byte 0x{raw[exc.start]:02x} at position {exc.start}).") from None
+    try:
+        return json.loads(text, parse_constant=_not_a_number)
+    except json.JSONDecodeError as exc:
+        raise _body_problem(f"The body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
+    except RecursionError:
+        raise _body_problem("The body nests arrays or objects too deeply to be a scenario.") from None
+    except ValueError as exc:  # NaN or Infinity, or an integer of thousands of digits
+        raise _body_problem(f"The body could not be read as JSON: {exc}.") from None
+
+
+async def scenario_document(request: Request) -> Any:
+    """The request's JSON body, parsed off the event loop.
+
+    The body is at most ONEVISIT_MAX_BODY_BYTES (the LimitBody middleware stops it there). Raises
+    ApiError 422 `invalid_request` (field `body`) for a missing body, a content type other than
+    JSON, text that is not UTF-8, invalid JSON, or NaN/Infinity.
+    """
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise _body_problem("The body must be a scenario as JSON, sent with Content-Type: application/json.")
+    raw = await request.body()
+    if not raw.strip():
+        raise _body_problem("The body is empty; send the scenario as a JSON document.")
+    return await anyio.to_thread.run_sync(_json, raw)
+
+
+ScenarioDocument = Annotated[Any, Depends(scenario_document)]
+
+
+def parsed_json(body: ScenarioDocument) -> Scenario:
+    """The JSON body validated as a scenario; ApiError 422 listing every problem otherwise."""
     try:
         return scenario_from_dict(body, "scenario.json")
     except ScenarioError as exc:
@@ -45,13 +106,11 @@ def parsed_json(body: ScenarioBody) -> Scenario:
 
 
 def _read(upload: UploadFile | None, *, spreadsheet: bool) -> tuple[str | None, str, list[Problem]]:
+    # Whole files: the request body, and so each file, is already bounded by LimitBody.
     if upload is None:
         return None, "", []
     name = upload.filename or "upload"
-    raw = upload.file.read(MAX_UPLOAD_BYTES + 1)
-    if len(raw) > MAX_UPLOAD_BYTES:
-        return None, name, [Problem(name, "", f"the file is larger than {MAX_UPLOAD_BYTES // 1024 // 1024} MB")]
-    text, problems = decode_text(raw, name, spreadsheet=spreadsheet)
+    text, problems = decode_text(upload.file.read(), name, spreadsheet=spreadsheet)
     return text, name, problems
 
 
@@ -60,6 +119,7 @@ def parsed_upload(
     sessions_csv: Annotated[UploadFile | None, File(description="Roster sessions CSV.")] = None,
     due_reviews_csv: Annotated[UploadFile | None, File(description="Due reviews CSV.")] = None,
 ) -> tuple[Scenario, str]:
+    """The uploaded files validated as one scenario; ApiError 422 listing every problem otherwise."""
     text, name, problems = _read(scenario, spreadsheet=False)
     sessions, sessions_name, more = _read(sessions_csv, spreadsheet=True)
     problems += more
@@ -92,7 +152,8 @@ def scenario_out(session: DB, record: ScenarioRecord) -> ScenarioOut:
     return out
 
 
-@router.post("/scenarios", status_code=201, response_model=ScenarioOut, summary="Create a scenario from JSON")
+@router.post("/scenarios", status_code=201, response_model=ScenarioOut, summary="Create a scenario from JSON",
+             openapi_extra=SCENARIO_BODY)
 def create_scenario(caller: CallerDep, parsed: ParsedJson, session: DB) -> ScenarioOut:
     version = add_scenario(session, caller.organisation_id, parsed, "json")
     return scenario_out(session, session.get(ScenarioRecord, version.scenario_id))
@@ -126,7 +187,8 @@ def get_scenario_version(scenario_id: str, version: Annotated[int, Path(ge=1, le
     return scenario_version(session, record, version).content
 
 
-@router.put("/scenarios/{scenario_id}", response_model=ScenarioOut, summary="Save an edit as a new version")
+@router.put("/scenarios/{scenario_id}", response_model=ScenarioOut, summary="Save an edit as a new version",
+            openapi_extra=SCENARIO_BODY)
 def new_version(scenario_id: str, caller: CallerDep, parsed: ParsedJson, session: DB) -> ScenarioOut:
     record = scenario_record(session, caller.organisation_id, scenario_id)
     add_version(session, record, parsed, "json")
@@ -142,8 +204,9 @@ def upload_version(scenario_id: str, caller: CallerDep, upload: ParsedUpload, se
     return scenario_out(session, record)
 
 
-@router.post("/validate", response_model=ValidationReport, summary="Validate a scenario without saving or solving")
-def validate(body: ScenarioBody, _caller: CallerDep) -> ValidationReport:
+@router.post("/validate", response_model=ValidationReport, summary="Validate a scenario without saving or solving",
+             openapi_extra=SCENARIO_BODY)
+def validate(_caller: CallerDep, body: ScenarioDocument) -> ValidationReport:
     try:
         parsed = scenario_from_dict(body, "scenario.json")
     except ScenarioError as exc:
@@ -160,7 +223,14 @@ def start_plan(scenario_id: str, session: DB, caller: CallerDep,
     record = scenario_record(session, caller.organisation_id, scenario_id)
     version = scenario_version(session, record, request.version)
     overrides = request.model_dump(exclude={"version"}, exclude_none=True)
-    settings = SolverSettings.model_validate({**version.content.get("solver", {}), **overrides})
+    try:
+        settings = SolverSettings.model_validate({**version.content.get("solver", {}), **overrides})
+    except ValidationError as exc:  # a version stored before today's ranges: say so, not a 500
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise ApiError(422, "invalid_settings",
+                       f"The scenario version's solver setting '{where}' is not usable ({first['msg']}); "
+                       "override it in the request or save a corrected version.", f"solver.{where}") from None
     job = Job(organisation_id=caller.organisation_id, scenario_id=record.id, scenario_version_id=version.id,
               settings=settings.model_dump(mode="json"))
     session.add(job)
