@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
 from api.calendar import clinician_feed, invite_email, room_feed
+from api.calendar.email import InvalidAddress
 from api.deps import DB, CallerDep, ServicesDep, require
 from api.errors import ERROR_RESPONSES, ApiError, not_found
 from api.models import (
@@ -144,10 +145,12 @@ def invite_message(reference: str, session: DB, caller: CallerDep, services: Ser
     require(caller, "calendar_tokens", "read patients' invite e-mails")
     event = _event_by_reference(session, caller.organisation_id, reference)
     organiser = services.settings.organiser
+    ics = invite_file(session, event, organiser, f"mailto:{to}")
     try:
-        ics = invite_file(session, event, organiser, f"mailto:{to}")
         message = invite_email(ics, sender=organiser.removeprefix("mailto:"), to=to)
-    except ValueError as exc:  # an address the pattern lets through but e-mail headers refuse
+    except InvalidAddress as exc:
+        if exc.field != "to":  # the organiser setting is wrong: the service's fault, not the caller's
+            raise
         raise ApiError(422, "invalid_address", f"Cannot address an e-mail to {to!r}: {exc}", "to") from None
     return Response(message.as_bytes(), media_type="message/rfc822")
 
