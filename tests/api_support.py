@@ -92,3 +92,40 @@ def url_path(url: str) -> str:
 
 def vevents(body: bytes) -> list:
     return list(icalendar.Calendar.from_ical(body).walk("VEVENT"))
+
+
+def seed_organisation(client, key: str) -> dict:
+    """As `key`'s organisation (a manager key, with jobs running): a scenario solved twice, the
+    first plan published, a clinician feed link. Returns the real values of every kind of id a
+    route takes, and every identifier of the organisation that another must never see."""
+    headers = auth(key)
+    created = client.post("/v1/scenarios", json=tutorial(), headers=headers)
+    assert created.status_code == 201, created.text
+    scenario_id = created.json()["id"]
+    published, draft = solve(client, key, scenario_id), solve(client, key, scenario_id)
+    assert client.post(f"/v1/plans/{published}/publish", headers=headers).status_code == 200
+    invites = client.get(f"/v1/plans/{published}/invites", headers=headers).json()["items"]
+    sent = [i for i in invites if i["invite_url"]]
+    assert sent, "publishing the tutorial sent no invite"
+    clinician = TUTORIAL["clinicians"][0]["id"]
+    token = client.post(f"/v1/scenarios/{scenario_id}/calendar-tokens", headers=headers,
+                        json={"kind": "clinician", "subject_id": clinician})
+    assert token.status_code == 201, token.text
+    token = token.json()
+    plans = {p: client.get(f"/v1/plans/{p}", headers=headers).json() for p in (published, draft)}
+    secrets = [url_path(i["invite_url"]).rsplit("/", 1)[1].removesuffix(".ics") for i in sent]
+    secrets.append(url_path(token["url"]).rsplit("/", 1)[1].removesuffix(".ics"))
+    return {
+        "scenario_id": scenario_id, "version": 1, "published_plan": published, "draft_plan": draft,
+        "jobs": [plans[published]["job_id"], plans[draft]["job_id"]], "reference": sent[0]["reference"],
+        "references": [i["reference"] for i in invites], "token_id": token["id"], "token_url": token["url"],
+        "clinician": clinician, "calendar_secrets": secrets,
+    }
+
+
+def organisation_identifiers(estate: dict) -> set[str]:
+    """Everything in a `seed_organisation` result that names the organisation's data (and its
+    queued job, if the test added one): another organisation must never be shown any of it."""
+    return {estate["scenario_id"], estate["published_plan"], estate["draft_plan"], *estate["jobs"],
+            *([estate["queued_job"]] if "queued_job" in estate else []), estate["token_id"],
+            *estate["references"], *estate["calendar_secrets"]}

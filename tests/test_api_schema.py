@@ -1,7 +1,12 @@
 """Schemathesis drives every operation of the OpenAPI document with generated requests: no 500s,
 no undocumented status codes, content types or bodies that break the documented schema. It runs
 against SQLite and against the real PostgreSQL (which refuses what SQLite lets through, such as
-NUL characters and integers beyond 32 bits)."""
+NUL characters and integers beyond 32 bits).
+
+It runs twice on each: with a key of the organisation that owns the seeded data, and with a key
+of another organisation whose path parameters are the first one's real ids (queries and bodies
+still generated), where no response may succeed on those ids or show any of the first
+organisation's identifiers, and the first organisation's data must be unchanged afterwards."""
 
 from __future__ import annotations
 
@@ -21,7 +26,15 @@ from sqlalchemy import create_engine, text
 
 from api.app import create_app
 from api.config import Settings
-from tests.api_support import auth, make_keys, tutorial
+from tests.api_support import (
+    auth,
+    make_keys,
+    organisation_identifiers,
+    running_service,
+    seed_organisation,
+    tutorial,
+    url_path,
+)
 from tests.conftest import POSTGRES_URL
 
 SQLITE = f"sqlite:///{Path(tempfile.mkdtemp(prefix='onevisit-schema-')) / 'onevisit.db'}"
@@ -56,12 +69,18 @@ postgres_app = _service(POSTGRES if USE_POSTGRES else SQLITE)  # its tests skip 
 sqlite_schema = schemathesis.openapi.from_asgi("/openapi.json", sqlite_app)
 postgres_schema = schemathesis.openapi.from_asgi("/openapi.json", postgres_app)
 KEYS: dict[str, dict[str, str]] = {}
+ESTATES: dict[str, dict] = {}  # the owning organisation's real ids, per database
 
 
 @contextmanager
 def _started(name: str, app, url: str) -> Iterator[None]:
-    """Run the app's start-up (migrations, state) for the tests; seed a scenario and a queued job."""
+    """Run the app's start-up (migrations, state) for the tests; seed a scenario and a queued job,
+    and (with jobs running, in a service of its own) a solved, published scenario with a feed link."""
     KEYS[name] = make_keys(url)
+    with running_service(url) as client:
+        estate = ESTATES[name] = seed_organisation(client, KEYS[name]["manager"])
+        plan = client.get(f"/v1/plans/{estate['published_plan']}", headers=auth(KEYS[name]["manager"]))
+        estate["published_at"] = plan.json()["published_at"]
     with TestClient(app) as client:
         created = client.post("/v1/scenarios", json=tutorial(), headers=auth(KEYS[name]["manager"]))
         assert created.status_code == 201
@@ -107,3 +126,64 @@ def test_every_operation_keeps_its_contract_on_sqlite(case, sqlite_service):
 @SETTINGS
 def test_every_operation_keeps_its_contract_on_postgresql(case, postgres_service):
     case.call_and_validate(headers=auth(KEYS["postgresql"]["manager"]), excluded_checks=EXCLUDED)
+
+
+# --- Another organisation's key against the first organisation's real ids -----------------------
+def _needs_key(context) -> bool:
+    return bool(context.operation.definition.raw.get("security"))
+
+
+sqlite_foreign = sqlite_schema.include(_needs_key)
+postgres_foreign = postgres_schema.include(_needs_key)
+
+
+def _foreign_call(case, name: str) -> None:
+    """The case with the owner's real ids in its path, sent with the other organisation's key."""
+    estate = ESTATES[name]
+    owned = {"scenario_id": estate["scenario_id"], "version": estate["version"],
+             "plan_id": estate["published_plan"], "job_id": estate["jobs"][0],
+             "reference": estate["reference"], "token_id": estate["token_id"]}
+    path = case.path_parameters or {}
+    unknown = sorted(set(path) - set(owned))
+    assert not unknown, f"{case.method} {case.path}: no owned value for path parameter(s) {unknown}"
+    case.path_parameters = {key: owned[key] for key in path}
+    response = case.call_and_validate(headers=auth(KEYS[name]["other"]), excluded_checks=EXCLUDED)
+    if path:
+        assert not 200 <= response.status_code < 300, (
+            f"{case.method} {case.formatted_path} answered {response.status_code} to another organisation: "
+            f"{response.text[:300]}")
+    sent = f"{case.formatted_path} {case.query} {case.body}"
+    shown = sorted(i for i in organisation_identifiers(estate) if i in response.text and i not in sent)
+    assert not shown, f"{case.method} {case.formatted_path} shows another organisation {shown}"
+
+
+def _owner_data_unchanged(client, name: str) -> None:
+    estate, key = ESTATES[name], auth(KEYS[name]["manager"])
+    scenario = client.get(f"/v1/scenarios/{estate['scenario_id']}", headers=key).json()
+    assert scenario["latest_version"] == 1 and scenario["published_plan_id"] == estate["published_plan"], scenario
+    assert client.get(f"/v1/plans/{estate['draft_plan']}", headers=key).json()["published_at"] is None
+    published = client.get(f"/v1/plans/{estate['published_plan']}", headers=key).json()
+    assert published["published_at"] == estate["published_at"], published
+    jobs = client.get("/v1/jobs", params={"scenario_id": estate["scenario_id"]}, headers=key).json()["items"]
+    assert all(not job["cancel_requested"] for job in jobs), jobs
+    assert client.get(url_path(estate["token_url"])).status_code == 200  # the feed link still works
+
+
+@sqlite_foreign.parametrize()
+@SETTINGS
+def test_another_organisation_gets_nothing_of_the_first_on_sqlite(case, sqlite_service):
+    _foreign_call(case, "sqlite")
+
+
+def test_the_first_organisation_is_unchanged_on_sqlite(sqlite_service):
+    _owner_data_unchanged(TestClient(sqlite_app), "sqlite")  # the fixture's start-up is running
+
+
+@postgres_foreign.parametrize()
+@SETTINGS
+def test_another_organisation_gets_nothing_of_the_first_on_postgresql(case, postgres_service):
+    _foreign_call(case, "postgresql")
+
+
+def test_the_first_organisation_is_unchanged_on_postgresql(postgres_service):
+    _owner_data_unchanged(TestClient(postgres_app), "postgresql")  # the fixture's start-up is running
