@@ -83,6 +83,7 @@ TARGETS: dict[str, Target] = {
             "tests/test_api.py::test_upload_scenario_with_csv_files",
             "tests/test_api.py::test_plan_end_to_end_with_views_and_checked_result",
             "tests/test_api.py::test_new_version_keeps_old_plans_on_their_version",
+            "tests/test_api.py::test_versions_and_plan_numbers_count_within_their_own_scenario",
             "tests/test_api.py::test_failed_solve_leaves_no_plan_and_says_why",
             "tests/test_api_consistency.py::test_concurrent_edits_each_get_their_own_version",
             "tests/test_api_consistency.py::test_addresses_and_names_the_database_cannot_hold_are_client_errors",

@@ -4,15 +4,19 @@
   fits (nearest site first), with a separate draw trip when results must be back first; split into
   as few visits as it can otherwise. Fast, always valid: it warm-starts the optimiser.
 - The old way: every review its own appointment and its own blood draw, booked first fit — what
-  the plan is compared against.
+  the plan is compared against. Each of a patient's appointments gets a day of its own, so its
+  count of one trip per appointment is true (a visit is one patient, one date, one site).
+
+Both keep `visit_rules.blood_draw_policy` (docs/optimiser.md) through `GreedyBooker`; the old
+way is the counterfactual practice (every draw a trip of its own), not a plan, so it does not.
 """
 
 from __future__ import annotations
 
 from itertools import combinations
 
-from scheduler.bundles import Bundle, BundleBuilder, Step
-from scheduler.daybook import Booking, Daybook, reachable_options, static_options
+from scheduler.bundles import Bundle, BundleBuilder, Step, sibling_bundle_ids
+from scheduler.daybook import Booking, Daybook, reachable_options
 from scheduler.instance import Instance
 
 
@@ -34,12 +38,38 @@ def options(inst: Instance, bundle: Bundle, steps: list[Step]) -> list[tuple[int
 class GreedyBooker:
     """Places bundles one at a time into a day book."""
 
-    def __init__(self, inst: Instance, book: Daybook | None = None, draw_in_visit: bool = True):
+    def __init__(self, inst: Instance, book: Daybook | None = None, own_draw_trip: bool = False):
+        """`own_draw_trip`: every draw on a trip of its own before its review (the old way).
+        Otherwise `visit_rules.blood_draw_policy` decides: under `draw_in_visit` a draw-only
+        trip is made only for a review that needs its results back first; under
+        `earlier_draw_trip_allowed` the draw may also go on an earlier trip of its own when the
+        reviews cannot all be in one visit with it."""
         self.inst = inst
         self.book = book or Daybook(inst)
-        self.draw_in_visit = draw_in_visit
+        self.own_draw_trip = own_draw_trip
+        self.draw_trip_allowed = own_draw_trip or (
+            inst.scenario.visit_rules.blood_draw_policy == "earlier_draw_trip_allowed")
+
+    def _draw_apart(self, draw: Step | None, reviews: list[Step]) -> bool:
+        """The draw must be a trip of its own before the visit: always the old way; otherwise
+        when a review needs its laboratory results back first."""
+        return draw is not None and (self.own_draw_trip or any(s.needs_draw and s.lag_working_days for s in reviews))
+
+    def sibling_days(self, bundle: Bundle) -> set[int]:
+        """Days the patient's other separate bundles use. An opted-out patient's reviews go on
+        different days, each its own trip, as the old way books them: a visit is one patient,
+        one date, one site, so two on one day would be one trip counted as two."""
+        if not bundle.separate:
+            return set()
+        patient = self.inst.patients[bundle.patient_id]
+        return {bk.day for other in sibling_bundle_ids(patient) if other != bundle.id
+                for bk in self.book.by_bundle.get(other, ())}
 
     def fit(self, bundle: Bundle, steps: list[Step], day: int, site: str) -> list[Booking] | None:
+        """The visit's steps fitted into the day book at (day, site), or None. Every way of
+        booking goes through here, so the day rule for opted-out patients holds everywhere."""
+        if bundle.separate and day in self.sibling_days(bundle):
+            return None
         patient = self.inst.patients[bundle.patient_id]
         return self.book.fit_visit(bundle, steps, day, site, self.inst.named_clinician(patient.id),
                                    patient.preferred_time)
@@ -47,7 +77,7 @@ class GreedyBooker:
     def place(self, bundle: Bundle, preferred: tuple[int, str] | None = None) -> None:
         """One visit if any (day, site) fits, `preferred` first; else the fewest visits."""
         draw, reviews = bundle.draw, list(bundle.review_steps)
-        lagged = draw is not None and (not self.draw_in_visit or any(s.lag_working_days for s in reviews))
+        lagged = self._draw_apart(draw, reviews)
         visit_steps = reviews if lagged or draw is None else [draw, *reviews]
         candidates = self._named_first(bundle, options(self.inst, bundle, visit_steps))
         if preferred in candidates:
@@ -69,7 +99,7 @@ class GreedyBooker:
         """Every single-visit way to book the bundle now (with its draw trip when results must be
         back first), as lists of visits; the improvement pass prices each. `at`: only there."""
         draw, reviews = bundle.draw, list(bundle.review_steps)
-        lagged = draw is not None and (not self.draw_in_visit or any(s.lag_working_days for s in reviews))
+        lagged = self._draw_apart(draw, reviews)
         visit_steps = reviews if lagged or draw is None else [draw, *reviews]
         candidates = self._named_first(bundle, options(self.inst, bundle, visit_steps))
         if at is not None:
@@ -99,6 +129,9 @@ class GreedyBooker:
                 head = ([draw] if draw is not None else []) + list(first)
                 if not head or not second:
                     continue
+                if not first and draw is not None and not self.draw_trip_allowed and not any(
+                        s.needs_draw and s.lag_working_days for s in second):
+                    continue  # draw_in_visit: a draw-only trip only when results are needed first
                 ones = self._fits(bundle, head, price)
                 twos = self._fits(bundle, second, price)
                 lag = max((s.lag_working_days for s in second if s.needs_draw), default=0)
@@ -145,16 +178,48 @@ class GreedyBooker:
         return None
 
     def _place_split(self, bundle: Bundle, draw: Step | None, reviews: list[Step]) -> None:
-        """Fewest visits: the draw trip first, then the largest groups of reviews that fit."""
+        """Fewest visits when one is impossible.
+
+        When the draw may be a trip of its own (results needed first, the old way, or the
+        `earlier_draw_trip_allowed` policy) it goes first, on the earliest day it fits, then the
+        largest groups of reviews that fit. Under `draw_in_visit`, if that trip ends up serving
+        no review that needs results first, it is undone and the draw goes inside the visit of
+        the largest group of reviews it fits with, serving the later visits (one blood test).
+        """
+        if draw is not None and (self.draw_trip_allowed or self._draw_apart(draw, reviews)):
+            self._split_after_draw_trip(bundle, draw, reviews)
+            booked = self.book.by_bundle.get(bundle.id, [])
+            if self.draw_trip_allowed or any(b.step.needs_draw and b.step.lag_working_days for b in booked):
+                return
+            self.book.release_bundle(bundle.id)
+        self._split_draw_in_visit(bundle, draw, reviews)
+
+    def _split_after_draw_trip(self, bundle: Bundle, draw: Step, reviews: list[Step]) -> None:
+        """The draw trip first, then the largest groups of reviews that fit."""
         draw_day = None
+        for day, site in options(self.inst, bundle, [draw]):
+            found = self.fit(bundle, [draw], day, site)
+            if found:
+                self.book.commit(found)
+                draw_day = day
+                break
+        self._book_groups(bundle, [s for s in reviews if not s.needs_draw or draw_day is not None], draw_day)
+
+    def _split_draw_in_visit(self, bundle: Bundle, draw: Step | None, reviews: list[Step]) -> None:
+        """The draw with the largest group of reviews it fits with, then the other groups."""
+        draw_day, remaining = None, list(reviews)
         if draw is not None:
-            for day, site in options(self.inst, bundle, [draw]):
-                found = self.fit(bundle, [draw], day, site)
-                if found:
-                    self.book.commit(found)
-                    draw_day = day
-                    break
-        remaining = [s for s in reviews if not s.needs_draw or draw_day is not None]
+            placed = self._largest_group(bundle, remaining, None, with_draw=draw)
+            if placed is not None:
+                self.book.commit(placed)
+                draw_day = placed[0].day
+                keys = {b.step.key for b in placed}
+                remaining = [s for s in remaining if s.key not in keys]
+        self._book_groups(bundle, [s for s in remaining if not s.needs_draw or draw_day is not None], draw_day)
+
+    def _book_groups(self, bundle: Bundle, remaining: list[Step], draw_day: int | None) -> None:
+        """The largest groups of `remaining` that fit, one visit each; a draw nothing needs is
+        taken back."""
         while remaining:
             placed = self._largest_group(bundle, remaining, draw_day)
             if placed is None:
@@ -166,19 +231,29 @@ class GreedyBooker:
         if draw_day is not None and not any(b.step.needs_draw for b in booked):
             self.book.release([b for b in booked if b.step.kind == "blood_draw"])
 
-    def _largest_group(self, bundle, remaining, draw_day) -> list[Booking] | None:
+    def _largest_group(self, bundle, remaining, draw_day, with_draw: Step | None = None) -> list[Booking] | None:
+        """The largest group of reviews that fits in one visit on a day the bundle does not use
+        yet (after the draw by its turnaround when they need it); with `with_draw`, the draw
+        first in the same visit (groups of reviews that need it tried first)."""
         ranks = self.inst.ranks
         used_days = {b.day for b in self.book.by_bundle.get(bundle.id, [])}  # one trip a day
         for size in range(len(remaining), 0, -1):
-            for group in combinations(remaining, size):
+            groups = list(combinations(remaining, size))
+            if with_draw is not None:
+                # Results-first reviews cannot be on the draw's day; reviews the draw serves go
+                # with it first (a stable sort keeps the fixed order otherwise).
+                groups = [g for g in groups if not any(s.needs_draw and s.lag_working_days for s in g)]
+                groups.sort(key=lambda g: -sum(s.needs_draw for s in g))
+            for group in groups:
+                steps = [with_draw, *group] if with_draw is not None else list(group)
                 lag = max((s.lag_working_days for s in group if s.needs_draw), default=0)
-                for day, site in options(self.inst, bundle, list(group)):
+                for day, site in options(self.inst, bundle, steps):
                     if day in used_days:
                         continue
                     if draw_day is not None and any(s.needs_draw for s in group):
                         if day <= draw_day or ranks[day] < ranks[draw_day] + lag:
                             continue
-                    found = self.fit(bundle, list(group), day, site)
+                    found = self.fit(bundle, steps, day, site)
                     if found:
                         return found
         return None
@@ -221,7 +296,7 @@ def old_way_bundles(inst: Instance) -> list[Bundle]:
 def old_way(inst: Instance) -> tuple[Daybook, list[Bundle]]:
     """Every review and every draw its own trip, in list order, first fit."""
     bundles = old_way_bundles(inst)
-    booker = GreedyBooker(inst, draw_in_visit=False)
+    booker = GreedyBooker(inst, own_draw_trip=True)
     for bundle in bundles:
         booker.place(bundle)
     return booker.book, bundles

@@ -4,7 +4,8 @@ A bundle is one combined blood draw (the union of all markers) followed by the f
 reviews that cover the patient's due reviews: reviews one clinician can carry out together sit in
 one sitting, where shared components (BP, weight, medicines reconciliation) are done once. A joint
 MDT consultation puts every review in one sitting with several clinicians. A patient who opted out
-of consolidation gets one bundle per review, each with its own draw: the old way, by choice.
+of consolidation gets one bundle per review, each with its own draw: the old way, by choice; the
+bookers put those bundles on different days, each its own trip (`sibling_bundle_ids`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,17 @@ class Bundle:
     @property
     def review_steps(self) -> tuple[Step, ...]:
         return tuple(s for s in self.steps if s.kind != "blood_draw")
+
+
+def separate_bundle_id(patient_id: str, review_id: str) -> str:
+    """The id of an opted-out patient's bundle for one review (one bundle per review)."""
+    return f"{patient_id}/{review_id}"
+
+
+def sibling_bundle_ids(patient: Patient) -> tuple[str, ...]:
+    """Every separate bundle id an opted-out patient's reviews get: the bookers keep these on
+    different days, since a visit is one patient, one date, one site (docs/plan-format.md)."""
+    return tuple(separate_bundle_id(patient.id, patient.review_id(d)) for d in patient.due_reviews)
 
 
 def combined_minutes(types: list[ReviewType], minutes_of: dict[str, int]) -> int:
@@ -123,7 +135,7 @@ class BundleBuilder:
             dues = [(patient.review_id(d), d) for d in patient.due_reviews]
             if patient.opt_out_consolidation:
                 for review_id, due in dues:
-                    result.append(self._bundle(patient, f"{patient.id}/{review_id}", [(review_id, due)], True))
+                    result.append(self._bundle(patient, separate_bundle_id(patient.id, review_id), [(review_id, due)], True))
             else:
                 result.append(self._bundle(patient, patient.id, dues, False))
         return result
@@ -247,7 +259,9 @@ class BundleBuilder:
             needs_draw=any(s.needs_draw for s in steps),
             lag_working_days=max(s.lag_working_days for s in steps),
         )
-        from scheduler.daybook import empty_book  # the day book places bundles, so it imports this module
+        from scheduler.daybook import (
+            empty_book,  # the day book places bundles, so it imports this module
+        )
 
         probe = Bundle("joint-probe", patient.id, False, patient.priority, (joint,))
         return joint if empty_book(inst).possible_options(probe, joint) else None

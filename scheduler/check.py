@@ -13,6 +13,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import pairwise
 
 import holidays
 import pendulum
@@ -49,6 +50,7 @@ CODES: tuple[str, ...] = (
     "room_closed",
     "room_capability_missing",
     "room_over_capacity",
+    "clinician_changed_room",
     "site_not_reachable",
     "patient_unavailable",
     "review_not_accounted",
@@ -57,8 +59,10 @@ CODES: tuple[str, ...] = (
     "results_not_back",
     "fasting_draw_too_late",
     "more_than_one_draw",
+    "draw_trip_not_needed",
     "opted_out_combined",
     "visit_inconsistent",
+    "trip_split",
     "visit_too_long",
     "wait_too_long",
     "metrics_mismatch",
@@ -464,6 +468,49 @@ def room_has_capabilities(c: _Ctx) -> list[Violation]:
     return out
 
 
+def _session_groups(c: _Ctx) -> dict[tuple, list[tuple[_Appt, RosterSession]]]:
+    """Each clinician's `blood_draw`/`review` appointments by the valid roster session covering
+    them (the earliest-starting one, should sessions overlap); joint reviews and appointments no
+    session covers are left out. Keys are (clinician, date, site, session start, session end),
+    in a fixed order; each group is sorted by start."""
+    groups: dict[tuple, list[tuple[_Appt, RosterSession]]] = defaultdict(list)
+    for x in c.appts:
+        if x.a.kind == "joint_review":
+            continue
+        for cid in dict.fromkeys(x.a.clinician_ids):
+            covering = [
+                s for s in c.sessions.get((cid, x.date), [])
+                if s.site_id == x.a.site_id and s.start <= x.start.time() and x.end.time() <= s.end
+            ]
+            if covering:
+                s = min(covering, key=lambda s: (s.start, s.end))
+                groups[(cid, x.date, s.site_id, s.start, s.end)].append((x, s))
+    for items in groups.values():
+        items.sort(key=lambda item: (item[0].s, item[0].e, item[0].a.id))
+    return dict(sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], kv[0][3])))
+
+
+def clinician_keeps_room(c: _Ctx) -> list[Violation]:
+    """Hard, when `visit_rules.clinician_room_per_session` is `hard`: all of a clinician's
+    `blood_draw`/`review` appointments within one valid roster session are in one room, the
+    session's `room_id` when it names one (joint reviews are exempt: the clinicians move to the
+    MDT room for them)."""
+    if c.rules.clinician_room_per_session != "hard":
+        return []
+    out = []
+    for (cid, day, site, start, end), items in _session_groups(c).items():
+        span = f"{cid}'s session {_hm(start)}-{_hm(end)} at {site} on {day}"
+        named = items[0][1].room_id
+        first_room = items[0][0].a.room_id
+        for x, _s in items:
+            if named is not None and x.a.room_id != named:
+                out.append(_v("clinician_changed_room", f"in room {x.a.room_id}, but {span} names room {named}", x))
+            elif named is None and x.a.room_id != first_room:
+                out.append(_v("clinician_changed_room", f"in room {x.a.room_id}, but {span} started in room "
+                              f"{first_room} ({items[0][0].a.id}); a clinician keeps one room per session", x))
+    return out
+
+
 def room_within_capacity(c: _Ctx) -> list[Violation]:
     """Hard: the room holds the patient, a carer if attending, and every clinician."""
     out = []
@@ -627,12 +674,65 @@ def fasting_draw_early(c: _Ctx) -> list[Violation]:
 
 
 def at_most_one_draw(c: _Ctx) -> list[Violation]:
-    """Hard: a consolidating patient has at most one blood draw."""
+    """Hard: a consolidating patient has at most one blood draw (one test for all markers, in
+    the first visit that needs it); a patient who opted out at most one per due review that
+    needs blood (separate appointments by choice, each with its own draw, as the old way)."""
     out = []
     for pid, draws in c.draws_by_patient.items():
         p = c.patients.get(pid)
-        if p is not None and not p.opt_out_consolidation and len(draws) > 1:
-            out.append(Violation("more_than_one_draw", f"{len(draws)} blood draws: {', '.join(d.a.id for d in draws)}", None, pid))
+        if p is None:
+            continue
+        if not p.opt_out_consolidation:
+            allowed = 1
+        else:
+            allowed = sum(1 for d in p.due_reviews
+                          if (t := c.review_types.get(d.review_type_id)) is not None and t.blood_marker_ids)
+        if len(draws) > allowed:
+            out.append(Violation("more_than_one_draw", f"{len(draws)} blood draws, at most {allowed}: "
+                                 f"{', '.join(d.a.id for d in draws)}", None, pid))
+    return out
+
+
+def _trips(c: _Ctx) -> dict[tuple[str, dt.date, str], list[_Appt]]:
+    """Appointments by trip: (patient, local date, site), in a fixed order."""
+    trips: dict[tuple[str, dt.date, str], list[_Appt]] = defaultdict(list)
+    for x in c.appts:
+        trips[(x.a.patient_id, x.date, x.a.site_id)].append(x)
+    return dict(sorted(trips.items()))
+
+
+def draw_trip_only_for_results(c: _Ctx) -> list[Violation]:
+    """Hard, when `visit_rules.blood_draw_policy` is `draw_in_visit`: a blood draw on a trip with
+    no review is allowed only when a review it serves needs its results back first: a booked
+    review of that patient, after the draw, whose type has `results_before_review` and a
+    laboratory (not `point_of_care`) marker the draw takes."""
+    if c.rules.blood_draw_policy != "draw_in_visit":
+        return []
+    out = []
+    for (pid, day, site), xs in _trips(c).items():
+        if any(x.a.kind in REVIEW_KINDS for x in xs):
+            continue
+        reviews = [x for x in c.by_patient.get(pid, []) if x.a.kind in REVIEW_KINDS]
+        for d in xs:
+            taken = {m for m in d.a.blood_marker_ids if m in c.markers and not c.markers[m].point_of_care}
+            served = [x for x in reviews if x.s >= d.e and any(
+                t.results_before_review and taken & set(t.blood_marker_ids) for t in c.known_types(x.a))]
+            if not served:
+                out.append(_v("draw_trip_not_needed", f"blood-draw trip to {site} on {day}, but no review it "
+                              "serves needs results back first (draw_in_visit: the draw is the first step "
+                              "of a visit with reviews)", d))
+    return out
+
+
+def one_visit_per_trip(c: _Ctx) -> list[Violation]:
+    """Hard: one patient's appointments on one date at one site are one visit. A visit is one
+    trip; two visits there that day would count one trip twice (and its travel)."""
+    out = []
+    for (pid, day, site), xs in _trips(c).items():
+        visits = sorted({x.a.visit_id for x in xs})
+        if len(visits) > 1:
+            out.append(Violation("trip_split", f"one trip to {site} on {day} is split into {len(visits)} "
+                                 f"visits: {', '.join(visits)}", None, pid))
     return out
 
 
@@ -854,6 +954,7 @@ RULES = (
     room_open,
     room_has_capabilities,
     room_within_capacity,
+    clinician_keeps_room,
     site_reachable,
     patient_available,
     reviews_accounted,
@@ -862,8 +963,10 @@ RULES = (
     results_back,
     fasting_draw_early,
     at_most_one_draw,
+    draw_trip_only_for_results,
     opted_out_not_combined,
     visits_consistent,
+    one_visit_per_trip,
     visit_not_too_long,
     wait_not_too_long,
 )
@@ -898,6 +1001,11 @@ def _recompute(c: _Ctx) -> Metrics:
         if len(visit_ids) == 1:
             single += 1
     single_visit_share = single / len(consolidating) if consolidating else 0.0
+    visits_of: dict[str, int] = defaultdict(int)
+    for v in plan.visits:
+        visits_of[v.patient_id] += 1
+    one_trip = sum(1 for p in fully_booked if not p.opt_out_consolidation and visits_of[p.id] == 1)
+    one_trip_share = one_trip / len(consolidating) if consolidating else 0.0
 
     wanted = done = 0
     for p in s.patients:
@@ -936,6 +1044,13 @@ def _recompute(c: _Ctx) -> Metrics:
         for site in s.sites
     )
 
+    groups = _session_groups(c)
+    room_changes = sum(
+        sum(1 for (a, _), (b, _) in pairwise(items) if a.a.room_id != b.a.room_id)
+        for items in groups.values()
+    )
+    distinct_rooms = sum(len({x.a.room_id for x, _ in items}) for items in groups.values())
+
     return Metrics(
         patients=n_patients,
         patients_fully_booked=len(fully_booked),
@@ -947,12 +1062,16 @@ def _recompute(c: _Ctx) -> Metrics:
         draw_trips=sum(v.purpose == "blood_draw_trip" for v in plan.visits),
         visits_per_patient=visits_per_patient,
         single_visit_share=single_visit_share,
+        one_trip_share=one_trip_share,
         continuity_rate=continuity,
         patient_hours=hours_minutes / 60.0,
         patient_wait_minutes=int(round(wait)),
         clinician_minutes=int(round(clinician_minutes)),
         clinician_utilisation=clinician_minutes / session_minutes if session_minutes else 0.0,
         room_utilisation=sum(durations) / room_capacity if room_capacity else 0.0,
+        clinician_sessions=len(groups),
+        room_changes=room_changes,
+        rooms_per_session_mean=distinct_rooms / len(groups) if groups else 0.0,
     )
 
 

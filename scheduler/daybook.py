@@ -12,6 +12,7 @@ from itertools import permutations
 
 from scheduler.bundles import Bundle, Step
 from scheduler.instance import Instance, bits, run_starts, span_mask
+from scheduler.rooms import held_masks, room_fits, session_rooms
 
 MORNING_ENDS_MINUTE = 12 * 60 + 30
 AFTERNOON_STARTS_MINUTE = 13 * 60
@@ -72,9 +73,27 @@ def reachable_options(inst: Instance, bundle: Bundle, step: Step) -> list[tuple[
 
 
 class Daybook:
+    """What is booked, and where a visit's steps fit.
+
+    The room rule (`visit_rules.clinician_room_per_session`, docs/optimiser.md "Rooms"):
+    - `hard`: each roster session holds the room `scheduler.rooms.allocate` gave it; a
+      clinician's draws and reviews go only in their session's room, and no one else uses that
+      room during the session, even while its clinician is idle. Joint sittings go in an `mdt`
+      room that no session holds at that time, or that one of their own clinicians holds.
+    - `soft`: any free room, the clinician's session room first, then rooms no session holds.
+    - `off`: any free room, the plainest first.
+    """
+
     def __init__(self, instance: Instance):
         self.inst = instance
         self.rules = instance.scenario.visit_rules
+        self.room_rule = self.rules.clinician_room_per_session
+        self._hard = self.room_rule == "hard"
+        # (clinician, day, site) -> [(session mask, room)] and (room, day) -> held slots
+        self._session_rooms = session_rooms(instance) if self.room_rule != "off" else {}
+        self._held = held_masks(instance) if self.room_rule != "off" else {}
+        self._room = {r.id: r for r in instance.scenario.rooms}
+        self._room_for: dict[tuple, bool] = {}
         self._busy: dict[tuple[str, str, int], int] = defaultdict(int)
         self.by_bundle: dict[str, list[Booking]] = defaultdict(list)
         self._next_visit = 0
@@ -94,7 +113,74 @@ class Daybook:
         return [m & ~busy for m in self.inst.shift_masks.get((clinician_id, day, site_id), ())]
 
     def room_free(self, room_id: str, site_id: str, day: int) -> int:
+        """Open slots with nothing booked in the room (holds aside)."""
         return self.inst.open_mask(site_id) & ~self._busy[("r", room_id, day)]
+
+    def held(self, room_id: str, day: int, besides: frozenset[str] | set[str] = frozenset()) -> int:
+        """Slots the room is held by sessions of clinicians not in `besides`."""
+        mask = 0
+        for clinician_id, slots in self._held.get((room_id, day), ()):
+            if clinician_id not in besides:
+                mask |= slots
+        return mask
+
+    def shared_room_free(self, room_id: str, site_id: str, day: int,
+                         besides: frozenset[str] | set[str] = frozenset()) -> int:
+        """Slots the room can take a step shared with others (any step but a `hard` draw or review,
+        which go in their clinician's own room): under `hard`, a room held by a session is
+        nobody else's for the whole session, unless its holder is in `besides` (a joint sitting
+        may be held in the room of one of its clinicians)."""
+        free = self.room_free(room_id, site_id, day)
+        return free & ~self.held(room_id, day, besides) if self._hard else free
+
+    def _own_room(self, step: Step) -> bool:
+        """Under `hard`, a draw or a review goes in its clinician's session room."""
+        return self._hard and step.kind != "joint_review"
+
+    def own_room_starts(self, clinician_id: str, day: int, site_id: str, step: Step) -> int:
+        """Hard rule: start slots where the clinician is free for the whole step inside one of
+        their sessions whose room has the step's capabilities and people, and is free."""
+        busy = self._busy[("c", clinician_id, day)]
+        starts = 0
+        for mask, room_id in self._session_rooms.get((clinician_id, day, site_id), ()):
+            if room_id is not None and room_fits(self._room[room_id], step.capabilities, step.people):
+                starts |= run_starts(mask & ~busy & self.room_free(room_id, site_id, day), step.slots)
+        return starts
+
+    def has_session_room_for(self, clinician_id: str, day: int, site_id: str, step: Step) -> bool:
+        """Hard rule: one of the clinician's sessions there holds a room that can take the step
+        (capabilities and people; nothing booked is looked at). Cached per book."""
+        key = (clinician_id, day, site_id, step.capabilities, step.people)
+        if key not in self._room_for:
+            self._room_for[key] = any(
+                room_id is not None and room_fits(self._room[room_id], step.capabilities, step.people)
+                for _mask, room_id in self._session_rooms.get((clinician_id, day, site_id), ()))
+        return self._room_for[key]
+
+    def _own_room_at(self, clinician_id: str, day: int, site_id: str, step: Step, need: int,
+                     taken: dict) -> str | None:
+        """Hard rule: the clinician's session room when it can take the step over `need` (a
+        slot mask) with both free, else None. `taken` holds what earlier steps of the visit use."""
+        if self._busy[("c", clinician_id, day)] & need or taken[(clinician_id, 0)] & need:
+            return None
+        for mask, room_id in self._session_rooms.get((clinician_id, day, site_id), ()):
+            if (room_id is not None and mask & need == need
+                    and room_fits(self._room[room_id], step.capabilities, step.people)
+                    and self.room_free(room_id, site_id, day) & ~taken[(room_id, 1)] & need == need):
+                return room_id
+        return None
+
+    def _room_order(self, rooms: list[str], clinician_ids: list[str], day: int, site_id: str,
+                    need: int) -> list[str]:
+        """Soft rule: the (single) clinician's session room first, then rooms no session holds
+        over `need`, then the rest; each group plainest first. Otherwise unchanged."""
+        if self.room_rule != "soft":
+            return rooms
+        own = set()
+        if len(clinician_ids) == 1:
+            own = {room for mask, room in self._session_rooms.get((clinician_ids[0], day, site_id), ())
+                   if mask & need == need}
+        return sorted(rooms, key=lambda r: (r not in own, bool(self.held(r, day) & need)))
 
     def patient_free(self, patient_id: str, day: int) -> int:
         return self.inst.patient_mask(patient_id, day) & ~self._busy[("p", patient_id, day)]
@@ -111,19 +197,25 @@ class Daybook:
         n = step.slots
         mask = run_starts(self.patient_free(bundle.patient_id, day), n)
         on_shift = set(self.inst.on_shift.get((day, site_id), ()))
+        own_room = self._own_room(step)
         for part in step.parts:
             who = 0
             for c in part:
                 if c in on_shift:
+                    if own_room:  # the room comes with the clinician's session
+                        who |= self.own_room_starts(c, day, site_id, step)
+                        continue
                     for free in self.clinician_free(c, day, site_id):
                         who |= run_starts(free, n)
             mask &= who
             if not mask:
                 return 0
-        rooms = 0
-        for room_id in self.rooms_for(step, site_id):
-            rooms |= run_starts(self.room_free(room_id, site_id, day), n)
-        mask &= rooms
+        if not own_room:
+            rooms = 0
+            anyone = {c for part in step.parts for c in part}
+            for room_id in self.rooms_for(step, site_id):
+                rooms |= run_starts(self.shared_room_free(room_id, site_id, day, anyone), n)
+            mask &= rooms
         if step.fasting:
             mask &= span_mask(0, self._fasting_latest + 1)
         return mask
@@ -208,27 +300,38 @@ class Daybook:
         return None
 
     def _assign(self, bundle, sequence, times, day, site_id, named) -> list[Booking] | None:
-        """Pick clinicians (named one first, then the least booked) and the plainest free room."""
+        """Pick clinicians (named one first, then the least booked) and a room: under `hard` the
+        clinician's session room (joint sittings: the plainest free `mdt` room held by none but
+        their own clinicians), otherwise the plainest free room (`soft`: the session room first,
+        `_room_order`)."""
         taken: dict[tuple[str, int], int] = defaultdict(int)  # resources used by earlier steps
         bookings = []
         on_shift = set(self.inst.on_shift.get((day, site_id), ()))
         for step, start in zip(sequence, times):
             need = span_mask(start, step.slots)
-            free = {
-                c for part in step.parts for c in part
-                if c in on_shift
-                and any(f & ~taken[(c, 0)] & need == need for f in self.clinician_free(c, day, site_id))
-            }
-            chosen = self._clinicians_for(step.parts, free, named)
-            if chosen is None:
-                return None
-            room = next(
-                (r for r in self.rooms_for(step, site_id)
-                 if self.room_free(r, site_id, day) & ~taken[(r, 1)] & need == need),
-                None,
-            )
-            if room is None:
-                return None
+            if self._own_room(step):
+                own = {c: room for part in step.parts for c in part if c in on_shift
+                       and (room := self._own_room_at(c, day, site_id, step, need, taken)) is not None}
+                chosen = self._clinicians_for(step.parts, set(own), named)
+                if chosen is None:
+                    return None
+                room = own[chosen[0]]
+            else:
+                free = {
+                    c for part in step.parts for c in part
+                    if c in on_shift
+                    and any(f & ~taken[(c, 0)] & need == need for f in self.clinician_free(c, day, site_id))
+                }
+                chosen = self._clinicians_for(step.parts, free, named)
+                if chosen is None:
+                    return None
+                room = next(
+                    (r for r in self._room_order(self.rooms_for(step, site_id), chosen, day, site_id, need)
+                     if self.shared_room_free(r, site_id, day, set(chosen)) & ~taken[(r, 1)] & need == need),
+                    None,
+                )
+                if room is None:
+                    return None
             for c in chosen:
                 taken[(c, 0)] |= need
             taken[(room, 1)] |= need

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 Id = Annotated[
     str,
@@ -50,6 +50,13 @@ Count = Annotated[int, Field(strict=True)]
 """A whole number: true/false or 2.0 are refused rather than read as 1 or 2."""
 Real = Annotated[float, Field(allow_inf_nan=False)]
 """A finite number: NaN and infinity are refused."""
+LocalTime = Annotated[dt.time, WithJsonSchema({
+    "type": "string",
+    "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$",
+    "description": "Local clock time in Europe/London, HH:MM (no UTC offset).",
+})]
+"""A clock time, local to Europe/London. JSON Schema's `format: time` would demand a UTC offset,
+which the loader refuses, so the schema states the HH:MM pattern instead."""
 
 Role = Literal[
     "gp",
@@ -93,8 +100,8 @@ class Site(Strict):
     phone: Phone | None = Field(None, description="Reception number patients call to cancel or rebook.")
     latitude: Real | None = Field(None, ge=-90, le=90)
     longitude: Real | None = Field(None, ge=-180, le=180)
-    opens: dt.time = Field(dt.time(8, 0), description="Rooms usable from (local time).")
-    closes: dt.time = Field(dt.time(18, 30), description="Rooms usable until (local time).")
+    opens: LocalTime = Field(dt.time(8, 0), description="Rooms usable from (local time).")
+    closes: LocalTime = Field(dt.time(18, 30), description="Rooms usable until (local time).")
 
 
 class Room(Strict):
@@ -129,11 +136,16 @@ class RosterSession(Strict):
 
     clinician_id: Id
     date: dt.date
-    start: dt.time
-    end: dt.time
+    start: LocalTime
+    end: LocalTime
     site_id: Id
     on_bank_holiday: bool = Field(
         False, description="Set to run a session on an England bank holiday; otherwise ignored."
+    )
+    room_id: Id | None = Field(
+        None,
+        description="The room the clinician holds for the whole session (a room at the session's "
+        "site); left out, the planner allocates one (visit_rules.clinician_room_per_session).",
     )
 
 
@@ -194,8 +206,8 @@ class Unavailability(Strict):
 
     weekdays: list[Weekday] = Field(default_factory=list)
     date: dt.date | None = None
-    start: dt.time = dt.time(0, 0)
-    end: dt.time = dt.time(23, 59)
+    start: LocalTime = dt.time(0, 0)
+    end: LocalTime = dt.time(23, 59)
     reason: Reason = ""
 
 
@@ -256,11 +268,24 @@ class VisitRules(Strict):
     max_visit_minutes: Count = Field(180, ge=15, le=600)
     max_wait_minutes: Count = Field(20, ge=0, le=240, description="Between consecutive steps.")
     blood_draw_minutes: Count = Field(10, ge=5, le=60)
-    fasting_draw_latest_start: dt.time = dt.time(10, 30)
+    fasting_draw_latest_start: LocalTime = dt.time(10, 30)
     joint_extra_minutes_per_review: Count = Field(
         10, ge=0, le=60, description="A joint consultation lasts its longest review plus this per other review."
     )
     slot_minutes: Literal[5, 10, 15] = 5
+    clinician_room_per_session: Literal["hard", "soft", "off"] = Field(
+        "hard",
+        description="hard: a clinician keeps one room for a whole roster session (joint MDT "
+        "sittings aside); soft: a room change within a session is allowed but penalised; "
+        "off: any free room for every step.",
+    )
+    blood_draw_policy: Literal["draw_in_visit", "earlier_draw_trip_allowed"] = Field(
+        "draw_in_visit",
+        description="draw_in_visit: the combined draw is the first step of a visit that has "
+        "reviews, and one draw serves all of them; a draw-only trip only when a review needs "
+        "its laboratory results back first. earlier_draw_trip_allowed: the draw may also be a "
+        "trip of its own on an earlier day when that books more.",
+    )
 
 
 class InviteSettings(Strict):
@@ -273,7 +298,7 @@ class InviteSettings(Strict):
     show_clinician_names: bool = Field(
         False, description="Name clinicians in invites (off: 'a nurse', 'a pharmacist')."
     )
-    fasting_reminder_time: dt.time = Field(
+    fasting_reminder_time: LocalTime = Field(
         dt.time(19, 0), description="Local time of the evening-before reminder when a test needs fasting."
     )
 

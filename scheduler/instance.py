@@ -56,6 +56,12 @@ class Shift:
     site_id: str
     start: int
     end: int
+    room_id: str | None = None  # the room the roster session names, if any
+
+    @property
+    def mask(self) -> int:
+        """The session's slots as a bitmask."""
+        return span_mask(self.start, self.end - self.start)
 
 
 @dataclass
@@ -126,9 +132,18 @@ class Instance:
             start, end = self.to_slot_ceil(session.start), self.to_slot_floor(session.end)
             if end > start:
                 day = self.day_of[session.date]
-                result.append(Shift(session.clinician_id, day, session.site_id, start, end))
+                result.append(Shift(session.clinician_id, day, session.site_id, start, end, session.room_id))
         result.sort(key=lambda sh: (sh.day, sh.site_id, sh.clinician_id, sh.start))
         return result
+
+    @cached_property
+    def shifts_at(self) -> dict[tuple[str, int, str], list[Shift]]:
+        """(clinician, day, site) -> that clinician's shifts there, by start (the order of
+        `shift_masks`)."""
+        result: dict[tuple[str, int, str], list[Shift]] = defaultdict(list)
+        for sh in self.shifts:
+            result[(sh.clinician_id, sh.day, sh.site_id)].append(sh)
+        return dict(result)
 
     @cached_property
     def shift_masks(self) -> dict[tuple[str, int, str], list[int]]:

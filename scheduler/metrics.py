@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 from scheduler.instance import Instance
-from scheduler.timegrid import minute_of_day
 from scheduler.plan import Appointment, Comparison, Metrics, UnbookedReview, Visit
+from scheduler.timegrid import TIMEZONE, minute_of_day
+
+_LONDON = ZoneInfo(TIMEZONE)
 
 
 def _minutes(a) -> float:
@@ -15,6 +19,35 @@ def _minutes(a) -> float:
 
 def _clock_minutes(start, end) -> int:
     return minute_of_day(end) - minute_of_day(start)
+
+
+def room_figures(inst: Instance, appointments: list[Appointment]) -> tuple[int, int, float]:
+    """(clinician sessions, room changes, mean rooms per session) as docs/plan-format.md defines
+    them: over clinician sessions (a clinician's valid roster session) holding at least one of
+    their `blood_draw`/`review` appointments; a change is two of those appointments, one after
+    the other by start, in different rooms. Joint reviews are left out: joining a joint MDT
+    sitting in the MDT room is not a change."""
+    sessions: dict[tuple[str, object], list] = defaultdict(list)
+    for x in inst.valid_sessions:
+        sessions[(x.clinician_id, x.date)].append(x)
+    held: dict[tuple, list[tuple]] = defaultdict(list)
+    for a in appointments:
+        if a.kind == "joint_review":
+            continue
+        start = a.start.astimezone(_LONDON)
+        end = a.end.astimezone(_LONDON)
+        for cid in a.clinician_ids:
+            covering = [x for x in sessions.get((cid, start.date()), ())
+                        if x.site_id == a.site_id and x.start <= start.time() and end.time() <= x.end]
+            if covering:
+                x = min(covering, key=lambda x: x.start)
+                held[(cid, x.date, x.site_id, x.start)].append((start, end, a.id, a.room_id))
+    changes = rooms = 0
+    for items in held.values():
+        items.sort()
+        changes += sum(1 for first, then in pairwise(items) if first[3] != then[3])
+        rooms += len({item[3] for item in items})
+    return len(held), changes, rooms / len(held) if held else 0.0
 
 
 def compute_metrics(
@@ -34,6 +67,11 @@ def compute_metrics(
     single = sum(
         1 for p in consolidating if p.id not in unbooked_patients and len(review_visits[p.id]) == 1
     )
+    # "One trip in all" counts the draw trip too, so it never seems to contradict visits_per_patient.
+    trips: dict[str, int] = defaultdict(int)
+    for v in visits:
+        trips[v.patient_id] += 1
+    one_trip = sum(1 for p in consolidating if p.id not in unbooked_patients and trips[p.id] == 1)
 
     named = {p.id: p.named_clinician_id for p in patients if p.named_clinician_id and p.wants_continuity}
     continuity_total = continuity_kept = 0
@@ -62,6 +100,7 @@ def compute_metrics(
         for site, days in open_days.items()
     )
     patients_with_visit = len({v.patient_id for v in visits})
+    clinician_sessions, room_changes, rooms_per_session = room_figures(inst, appointments)
     return Metrics(
         patients=len(patients),
         patients_fully_booked=len(patients) - len(unbooked_patients),
@@ -73,12 +112,16 @@ def compute_metrics(
         draw_trips=sum(1 for v in visits if v.purpose == "blood_draw_trip"),
         visits_per_patient=len(visits) / patients_with_visit if patients_with_visit else 0.0,
         single_visit_share=single / len(consolidating) if consolidating else 0.0,
+        one_trip_share=one_trip / len(consolidating) if consolidating else 0.0,
         continuity_rate=continuity_kept / continuity_total if continuity_total else 1.0,
         patient_hours=hours / 60,
         patient_wait_minutes=round(wait),
         clinician_minutes=round(clinician_minutes),
         clinician_utilisation=clinician_minutes / rostered if rostered else 0.0,
         room_utilisation=sum(_minutes(a) for a in appointments) / room_capacity if room_capacity else 0.0,
+        clinician_sessions=clinician_sessions,
+        room_changes=room_changes,
+        rooms_per_session_mean=rooms_per_session,
     )
 
 

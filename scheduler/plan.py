@@ -78,7 +78,13 @@ class Metrics(PlanModel):
     draw_trips: int = Field(description="Visits made only for a blood draw.")
     visits_per_patient: float = Field(description="Mean over patients with a booked review.")
     single_visit_share: float = Field(
-        description="Share of consolidating patients with every review in one visit (no other trip)."
+        description="Share of consolidating patients, fully booked, with all their reviews in one "
+        "visit (a separate blood-draw trip allowed)."
+    )
+    one_trip_share: float = Field(
+        0.0,
+        description="Share of consolidating patients, fully booked, who make one trip in all "
+        "(blood draw included). 0 in plans written before this field existed.",
     )
     continuity_rate: float = Field(
         description="Share of reviews of patients wanting continuity done by their named clinician."
@@ -88,6 +94,15 @@ class Metrics(PlanModel):
     clinician_minutes: int = Field(description="Clinician time booked (joint: each clinician).")
     clinician_utilisation: float
     room_utilisation: float
+    clinician_sessions: int = Field(
+        0, description="Clinician sessions holding at least one of their draws or reviews (joint sittings aside)."
+    )
+    room_changes: int = Field(
+        0, description="Within those sessions, consecutive draws/reviews of a clinician in different rooms."
+    )
+    rooms_per_session_mean: float = Field(
+        0.0, description="Distinct rooms of a clinician's draws and reviews per such session, averaged."
+    )
 
 
 class Comparison(PlanModel):

@@ -38,6 +38,16 @@ def diagnose(inst: Instance, bundle: Bundle, step: Step) -> tuple[str, str]:
     if not any(empty.rooms_for(step, site) for site in sites):
         needs = ", ".join(sorted(step.capabilities)) or "a room"
         return "no_room_with_capability", f"No room with {needs} for this patient at a reachable site."
+    if empty.room_rule == "hard" and step.kind != "joint_review" and not any(
+        all(any(empty.has_session_room_for(c, d, s, step) for c in part) for part in step.parts)
+        for d, s in rostered
+    ):
+        needs = ", ".join(sorted(step.capabilities)) or "a room"
+        return (
+            "no_room_with_capability",
+            f"No clinician allowed to do {kinds} holds a room with {needs} for a session at a site "
+            "the patient can reach in the window (each clinician keeps one room per session).",
+        )
     possible = [(d, s) for d, s in rostered if empty.step_starts(bundle, step, d, s)]
     if not possible:
         return (
@@ -57,10 +67,35 @@ def diagnose(inst: Instance, bundle: Bundle, step: Step) -> tuple[str, str]:
                 "no_blood_draw_before_review",
                 f"Blood results ({lag} working days) cannot be back before {kinds} inside the window.",
             )
+        if not lag and not _draw_in_a_visit_possible(inst, bundle, step, possible):
+            return (
+                "no_blood_draw_before_review",
+                f"The practice's policy puts the blood draw inside a visit with reviews, and nobody "
+                f"who takes blood works at a reachable site on a day {kinds} or another of the "
+                f"patient's reviews could be done, up to the last day for {kinds}.",
+            )
     return "capacity_used_up", f"Possible for {kinds}, but the roster's capacity went to others."
 
 
+def _draw_in_a_visit_possible(inst: Instance, bundle: Bundle, step: Step, possible: list) -> bool:
+    """Under `draw_in_visit` (without results needed first) the draw shares a (day, site) with a
+    review step of the bundle, on or before the last day `step` could happen; on an empty roster,
+    is there any such place? Always true under `earlier_draw_trip_allowed`."""
+    if inst.scenario.visit_rules.blood_draw_policy != "draw_in_visit":
+        return True
+    empty = empty_book(inst)
+    latest = max(day for day, _site in possible)
+    sites = _reachable(inst, bundle)
+    for other in bundle.review_steps:
+        for day in range(max(other.first_day, 0), min(other.last_day, latest) + 1):
+            for site in sites:
+                if empty.step_starts(bundle, other, day, site) and empty.step_starts(bundle, bundle.draw, day, site):
+                    return True
+    return False
+
+
 def unbooked_reasons(inst: Instance, bundles: list[Bundle], booked: set[str]) -> dict[str, tuple[str, str]]:
+    """(reason, plain-English detail) for every review of `bundles` not in `booked`."""
     reasons = {}
     for bundle in bundles:
         for step in bundle.review_steps:

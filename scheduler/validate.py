@@ -135,6 +135,41 @@ def check_session_references(c: Checker) -> Iterator[Problem]:
         yield from c.unknown((*path, "site_id"), "sites", session.site_id)
 
 
+def check_session_rooms(c: Checker) -> Iterator[Problem]:
+    """A session's `room_id` is a room at the session's site, and two sessions overlapping in
+    time on one date never name the same room (a named room is held for the whole session)."""
+    rooms = {room.id: room for room in c.scenario.rooms}
+    sessions = c.scenario.sessions
+    by_room: dict[tuple[str, dt.date], list[int]] = {}
+    for index, session in enumerate(sessions):
+        if session.room_id is None:
+            continue
+        path: PathT = ("sessions", index, "room_id")
+        yield from c.unknown(path, "rooms", session.room_id)
+        room = rooms.get(session.room_id)
+        if room is not None and room.site_id != session.site_id:
+            yield c.problem(
+                path,
+                f"room '{room.id}' is at site '{room.site_id}', not at the session's site "
+                f"'{session.site_id}'",
+            )
+        if session.end > session.start:
+            by_room.setdefault((session.room_id, session.date), []).append(index)
+    for (room_id, date), indices in by_room.items():
+        indices.sort(key=lambda i: (sessions[i].start, i))
+        for position, later in enumerate(indices):
+            for earlier in indices[:position]:
+                a, b = sessions[earlier], sessions[later]
+                if b.start < a.end:
+                    yield c.problem(
+                        ("sessions", later, "room_id"),
+                        f"room '{room_id}' is also named by {c.ref(('sessions', earlier))} "
+                        f"('{a.clinician_id}', {_hm(a.start)}-{_hm(a.end)}) on {date}: a "
+                        "clinician holds their session's room for the whole session, so "
+                        "overlapping sessions need different rooms",
+                    )
+
+
 def check_leave_references(c: Checker) -> Iterator[Problem]:
     for index, leave in enumerate(c.scenario.leave):
         yield from c.unknown(("leave", index, "clinician_id"), "clinicians", leave.clinician_id)
@@ -398,6 +433,7 @@ CHECKS: tuple[Callable[[Checker], Iterable[Problem]], ...] = (
     check_duplicate_reachable_sites,
     check_room_sites,
     check_session_references,
+    check_session_rooms,
     check_leave_references,
     check_clinician_review_types,
     check_review_type_references,

@@ -101,6 +101,8 @@ EXPECTED_METRICS = Metrics(
     # Consolidating: P003, P004, P006, P007. Single visit: P003, P006, P007 (its draw trip is
     # allowed); P004 is not fully booked. 3 / 4.
     single_visit_share=0.75,
+    # One trip in all (the draw included): P003 and P006; P007's draw trip makes two. 2 / 4.
+    one_trip_share=0.5,
     # Only P006 names a clinician (ph-wright, wants continuity): af and smr with ph-wright,
     # hypertension with pn-ellis. 2 / 3.
     continuity_rate=2 / 3,
@@ -117,6 +119,14 @@ EXPECTED_METRICS = Metrics(
     # dates with a valid session: 22-25 March and 30 March-2 April = 8 (26th: only gp-khan's
     # unflagged Good Friday session; 29th: none). 260 / (5 * 630 * 8) = 260 / 25200.
     room_utilisation=260 / 25200,
+    # Clinician sessions holding a draw or review (joint sittings aside), each in one room:
+    # pn-ellis 22, 25 (afternoon), 31 March and 1 April (rs-nurse, rs-nurse, rs-consult1,
+    # rs-nurse); hca-osei 22 March, 30 March, 1 April; gp-khan 30 March (P005-smr; the joint
+    # sitting with P004 in rs-mdt is left out); ph-wright 1 April (ph-wright's 30 March session
+    # holds only the joint sitting). 9 sessions, no change, 1 room each.
+    clinician_sessions=9,
+    room_changes=0,
+    rooms_per_session_mean=1.0,
 )
 
 

@@ -129,6 +129,28 @@ def test_new_version_keeps_old_plans_on_their_version(database_url):
         assert checked_plan(client, key, scenario["id"], 1, rerun["plan_id"]).metrics.patients == 8
 
 
+def test_versions_and_plan_numbers_count_within_their_own_scenario(database_url):
+    """Two scenarios of one organisation: each numbers its own versions and plans from 1, and
+    version 1 of each is its own document (a version or plan number counted, or a version looked
+    up, across scenarios would mix them up without any organisation check noticing)."""
+    key = make_keys(database_url)["manager"]
+    with running_service(database_url) as client:
+        first = client.post("/v1/scenarios", json=tutorial(name="First month"), headers=auth(key)).json()
+        second = client.post("/v1/scenarios", json=tutorial(name="Second month"), headers=auth(key)).json()
+        edited = tutorial(name="First month, edited")
+        assert client.put(f"/v1/scenarios/{first['id']}", json=edited, headers=auth(key)).json()["latest_version"] == 2
+        edited = tutorial(name="Second month, edited")
+        assert client.put(f"/v1/scenarios/{second['id']}", json=edited, headers=auth(key)).json()["latest_version"] == 2
+        for scenario, name in ((first, "First month"), (second, "Second month")):
+            for version, suffix in ((1, ""), (2, ", edited")):
+                document = client.get(f"/v1/scenarios/{scenario['id']}/versions/{version}", headers=auth(key)).json()
+                assert document["name"] == name + suffix
+        plans = [_solve(client, key, first["id"]), _solve(client, key, second["id"]), _solve(client, key, second["id"])]
+        numbers = [client.get(f"/v1/plans/{job['plan_id']}", headers=auth(key)).json()["number"] for job in plans]
+        assert numbers == [1, 1, 2]
+        checked_plan(client, key, second["id"], 2, plans[2]["plan_id"])
+
+
 def test_bad_scenarios_are_422_with_every_problem_and_nothing_saved(database_url):
     key = make_keys(database_url)["manager"]
     with running_service(database_url, run_jobs=False) as client:

@@ -587,6 +587,8 @@ def privacy_scenario(show_names: bool = False) -> Scenario:
             {"id": "consult-a", "site_id": "riverside", "name": "Room 2"},
             {"id": "consult-b", "site_id": "riverside", "name": "Room 3"},
             {"id": "consult-c", "site_id": "riverside", "name": "Room 4"},
+            # each of the five clinicians holds a room for the session (clinician_room_per_session)
+            {"id": "consult-d", "site_id": "riverside", "name": "Room 5"},
         ],
         "clinicians": [
             {"id": "c-dsn-1", "name": "Dr Jane Smith-Okafor", "role": "diabetes_specialist_nurse",

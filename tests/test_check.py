@@ -294,6 +294,32 @@ def _second_draw(s, p):
                 ["pn-ellis"], markers=["hba1c"]))
 
 
+def _draw_trip_with_no_results_needed(s, p):
+    """P007's draw trip serves ckd and diabetes; without results needed first it is a draw-only
+    trip the default draw_in_visit policy does not allow."""
+    types = [t.model_copy(update={"results_before_review": False}) if t.id in ("ckd", "diabetes") else t
+             for t in s.review_types]
+    return s.model_copy(update={"review_types": types})
+
+
+def _trip_split_in_two(s, p):
+    """P006's hypertension review moved into a visit of its own, same patient, day and site."""
+    visit_ = find_visit(p, "V-P006")
+    visit_.appointment_ids.remove("P006-htn")
+    a = find(p, "P006-htn")
+    a.visit_id = "V-P006-b"
+    p.visits.append(visit("V-P006-b", "consolidated", [a]))
+    resync(p)
+
+
+def _named_room_elsewhere(s, p):
+    """pn-ellis's 22 March session names rs-consult2; P005's COPD review is in rs-nurse."""
+    sessions = [x.model_copy(update={"room_id": "rs-consult2"})
+                if (x.clinician_id, x.date) == ("pn-ellis", dt.date(2027, 3, 22)) else x
+                for x in s.sessions]
+    return s.model_copy(update={"sessions": sessions})
+
+
 def _opted_out_combined(s, p):
     drop(p, "P005-smr")
     a = find(p, "P005-copd")  # copd 20 + smr 30, nothing shared = 50 min, with the GP
@@ -331,9 +357,9 @@ CASES = [
                  id="clinician_not_rostered-runs-past-session-end"),
     pytest.param(Case("clinician_on_leave", lambda s, p: move(p, "P005-smr", "2027-03-31", "11:00")),
                  id="clinician_on_leave-gp-training-day"),
-    pytest.param(Case("role_not_allowed", lambda s, p: _set(find(p, "P006-htn"), clinician_ids=["ph-wright"])),
+    pytest.param(Case("role_not_allowed", lambda s, p: _set(find(p, "P006-htn"), clinician_ids=["ph-wright"]), frozenset({"clinician_changed_room"})),
                  id="role_not_allowed-pharmacist-hypertension"),
-    pytest.param(Case("role_not_allowed", lambda s, p: _set(find(p, "P006-draw"), clinician_ids=["ph-wright"])),
+    pytest.param(Case("role_not_allowed", lambda s, p: _set(find(p, "P006-draw"), clinician_ids=["ph-wright"]), frozenset({"clinician_changed_room"})),
                  id="role_not_allowed-draw-by-non-bleeder"),
     pytest.param(Case("role_not_allowed", lambda s, p: _set(find(p, "P004-joint"), clinician_ids=["gp-khan"])),
                  id="role_not_allowed-joint-review-one-clinician"),
@@ -344,7 +370,7 @@ CASES = [
                  id="room_double_booked-nurse-room"),
     pytest.param(Case("patient_double_booked", lambda s, p: move(p, "P006-htn", hm="09:10")),
                  id="patient_double_booked-overlapping-steps"),
-    pytest.param(Case("room_wrong_site", _hub), id="room_wrong_site-hub-room-at-practice"),
+    pytest.param(Case("room_wrong_site", _hub, frozenset({"clinician_changed_room"})), id="room_wrong_site-hub-room-at-practice"),
     pytest.param(Case("room_closed", _closes_early), id="room_closed-site-closes-14-30"),
     pytest.param(Case("room_capability_missing", lambda s, p: _set(find(p, "P007-draw"), room_id="rs-consult1")),
                  id="room_capability_missing-draw-without-phlebotomy"),
@@ -353,6 +379,10 @@ CASES = [
     pytest.param(Case("room_capability_missing", lambda s, p: _set(find(p, "P005-copd"), room_id="rs-consult1")),
                  id="room_capability_missing-spirometry"),
     pytest.param(Case("room_over_capacity", _small_mdt_room), id="room_over_capacity-mdt-room-holds-two"),
+    # pn-ellis's 25 March afternoon: the draw in rs-nurse, then the review moved to the free rs-consult1.
+    pytest.param(Case("clinician_changed_room", lambda s, p: _set(find(p, "P003-rev"), room_id="rs-consult1")),
+                 id="clinician_changed_room-second-room-in-session"),
+    pytest.param(Case("clinician_changed_room", _named_room_elsewhere), id="clinician_changed_room-not-the-named-room"),
     pytest.param(Case("site_not_reachable", _unreachable), id="site_not_reachable"),
     pytest.param(Case("patient_unavailable", lambda s, p: move(p, "P007-draw", "2027-03-23")),
                  id="patient_unavailable-dialysis-day"),
@@ -367,11 +397,14 @@ CASES = [
     pytest.param(Case("marker_not_drawn", lambda s, p: find(p, "P003-draw").blood_marker_ids.remove("urine_acr")),
                  id="marker_not_drawn-marker-missing"),
     pytest.param(Case("marker_not_drawn", _draw_after_review), id="marker_not_drawn-draw-after-review"),
-    pytest.param(Case("results_not_back", lambda s, p: move(p, "P007-draw", "2027-03-30", "08:30")),
+    pytest.param(Case("results_not_back", lambda s, p: move(p, "P007-draw", "2027-03-30", "08:30"), frozenset({"clinician_changed_room"})),
                  id="results_not_back-one-working-day"),
     pytest.param(Case("results_not_back", _easter_turnaround), id="results_not_back-easter"),
     pytest.param(Case("fasting_draw_too_late", _fasting_at_eleven), id="fasting_draw_too_late-11-00"),
-    pytest.param(Case("more_than_one_draw", _second_draw), id="more_than_one_draw"),
+    pytest.param(Case("more_than_one_draw", _second_draw, frozenset({"clinician_changed_room"})), id="more_than_one_draw"),
+    pytest.param(Case("draw_trip_not_needed", _draw_trip_with_no_results_needed),
+                 id="draw_trip_not_needed-no-results-first"),
+    pytest.param(Case("trip_split", _trip_split_in_two), id="trip_split-one-day-two-visits"),
     pytest.param(Case("opted_out_combined", _opted_out_combined), id="opted_out_combined"),
     pytest.param(Case("visit_inconsistent", lambda s, p: _set(find_visit(p, "V-P003"), purpose="separate")),
                  id="visit_inconsistent-wrong-purpose"),

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scheduler.check import check_plan
 from scheduler.domain import Scenario
 from scheduler.model import objective as w
-from scheduler.check import check_plan
 from scheduler.plan import Plan
 from scheduler.planner import make_plan
 from scheduler.scenario_io import load_scenario

@@ -65,6 +65,7 @@ def broken_everywhere() -> Scenario:
     data["horizon_end"] = dt.date(2027, 3, 1)
     data["sites"][0].update(opens="18:00", closes="08:00")
     data["sessions"][3]["end"] = "08:30"
+    data["sessions"][5]["room_id"] = "rs-nurze"  # session_rooms: no such room
     data["sessions"].append({"clinician_id": "hca-osei", "date": dt.date(2027, 3, 28),
                              "start": "00:30", "end": "03:00", "site_id": "riverside"})
     data["sessions"].append({"clinician_id": "gp-khan", "date": dt.date(2027, 3, 23),  # sessions[1]

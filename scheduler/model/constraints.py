@@ -10,6 +10,7 @@ from collections import defaultdict
 
 from ortools.sat.python import cp_model
 
+from scheduler.daybook import empty_book
 from scheduler.instance import Instance, bits, span_mask
 from scheduler.model.variables import MasterVars
 
@@ -24,10 +25,14 @@ def step_opens_visit(model: cp_model.CpModel, v: MasterVars) -> None:
 
 
 def one_site_per_day(model: cp_model.CpModel, v: MasterVars) -> None:
-    """Hard: a patient's bundle visits at most one site on any day."""
+    """Hard: a patient makes at most one trip a day: one site, and one bundle.
+
+    Grouped by patient, not bundle: an opted-out patient's bundles (one per review) go on
+    different days, each its own trip, as the old way books them. The day book keeps the same
+    rule (`GreedyBooker.fit`), so the master stays a relaxation of what it can make."""
     per_day = defaultdict(list)
     for (b, (day, _site)), visit in v.visit.items():
-        per_day[(b, day)].append(visit)
+        per_day[(v.bundles[b].patient_id, day)].append(visit)
     for visits in per_day.values():
         if len(visits) > 1:
             model.add_at_most_one(visits)
@@ -52,6 +57,31 @@ def draw_before_review(model: cp_model.CpModel, inst: Instance, v: MasterVars) -
             else:
                 day = sum(opt[0] * v.x[(b, k, opt)] for opt in v.options[(b, k)])
                 model.add(day >= draw_day).only_enforce_if(booked)
+    if inst.scenario.visit_rules.blood_draw_policy == "draw_in_visit":
+        # Part of the draw's placement rule; added here so every model that places draws (the
+        # master and the exact floor) keeps the policy.
+        draw_in_review_visit(model, inst, v)
+
+
+def draw_in_review_visit(model: cp_model.CpModel, inst: Instance, v: MasterVars) -> None:
+    """Hard under `draw_in_visit`: the draw's (day, site) also holds a review step of its
+    bundle, unless a review of the bundle that needs results back first is booked (then the
+    draw is the earlier trip those results need).
+
+    Exactly what the day book makes under the policy (the greedy's draw trips are only for a
+    booked results-first review), so the master stays a relaxation and its bound honest."""
+    for b, bundle in enumerate(v.bundles):
+        if bundle.draw is None:
+            continue
+        results_first = [v.booked[(b, k)] for k, step in enumerate(bundle.steps[1:], start=1)
+                         if step.needs_draw and step.lag_working_days]
+        for opt in v.options[(b, 0)]:
+            with_reviews = [v.x[(b, k, opt)] for k in range(1, len(bundle.steps)) if (b, k, opt) in v.x]
+            holders = with_reviews + results_first
+            if holders:
+                model.add_bool_or(holders).only_enforce_if(v.x[(b, 0, opt)])
+            else:
+                model.add(v.x[(b, 0, opt)] == 0)
 
 
 def draw_trip_is_a_trip(model: cp_model.CpModel, v: MasterVars) -> None:
@@ -108,15 +138,24 @@ def _hall_capacity(model, demands: list[tuple[frozenset, int, object]], supply: 
 
 
 def clinician_capacity(model: cp_model.CpModel, inst: Instance, v: MasterVars) -> None:
-    """Hard (relaxed to minutes): clinicians' rostered time at a site covers the steps booked there."""
+    """Hard (relaxed to minutes): clinicians' rostered time at a site covers the steps booked there.
+
+    Under `clinician_room_per_session: hard` a draw or review can only be done by a clinician
+    whose session room there has its capabilities and room for everyone: the rooms are allocated
+    before solving (`scheduler.rooms`) and the day book books no one else, so leaving the others
+    out of the step's set removes no plan the day book could make.
+    """
+    book = empty_book(inst) if inst.scenario.visit_rules.clinician_room_per_session == "hard" else None
     for (day, site), members in v.at_option.items():
         on_shift = inst.on_shift.get((day, site), [])
         supply = {c: inst.rostered_slots(c, day, site) for c in on_shift}
         demands = []
         for b, k in members:
             step = v.bundles[b].steps[k]
+            own_room = book is not None and step.kind != "joint_review"
             for part in step.parts:
-                allowed = frozenset(c for c in part if c in supply)
+                allowed = frozenset(c for c in part if c in supply and (
+                    not own_room or book.has_session_room_for(c, day, site, step)))
                 demands.append((allowed, step.slots, v.x[(b, k, (day, site))]))
         _hall_capacity(model, demands, supply)
 

@@ -26,7 +26,7 @@ from scheduler.budget import Budget
 from scheduler.bundles import Bundle
 from scheduler.instance import Instance
 from scheduler.model import constraints
-from scheduler.model.objective import SESSION_USED, UNBOOKED_REVIEW, master_objective
+from scheduler.model.objective import SESSION_USED, master_objective, unbooked_weight
 from scheduler.model.variables import build_variables
 
 DETERMINISTIC_LIMIT = 0.5  # CP-SAT's deterministic time per bundle: the same figure in any process
@@ -76,7 +76,8 @@ def exact_bundle_floor(inst: Instance, bundle: Bundle, seed: int = 0) -> tuple[i
 
 
 def nothing_booked(bundle: Bundle) -> int:
-    return sum(UNBOOKED_REVIEW * (1 + bundle.priority) * s.reviews for s in bundle.steps)
+    """The bundle's objective with none of its reviews booked."""
+    return sum(unbooked_weight(bundle.priority) * s.reviews for s in bundle.steps)
 
 
 def exact_standalone_floor(inst: Instance, bundles: list[Bundle], seed: int = 0,

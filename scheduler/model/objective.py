@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import pairwise
 
 from ortools.sat.python import cp_model
 
@@ -17,7 +18,8 @@ from scheduler.daybook import AFTERNOON_STARTS_MINUTE, MORNING_ENDS_MINUTE, Book
 from scheduler.instance import Instance
 from scheduler.model.variables import MasterVars
 
-UNBOOKED_REVIEW = 100_000  # x (1 + priority), per review
+UNBOOKED_REVIEW = 100_000  # per review left unbooked: the count of reviews booked comes first
+UNBOOKED_PRIORITY = 90  # x priority, per review left unbooked: equity among equal counts
 VISIT = 1_000  # per trip, draw trips included
 REVIEW_VISIT = 300  # per trip holding reviews: when trips tie, keep a patient's reviews together
 PRIORITY_DAY = 10  # x priority, per day a review waits after its window opens
@@ -26,6 +28,16 @@ CONTINUITY_MISS = 50  # per review not done by the named clinician the patient w
 WAIT_MINUTE = 1  # per minute the patient waits inside a visit
 PREFERENCE_MISS = 20  # per visit outside the patient's preferred time of day
 SESSION_USED = 5  # per clinician session (day, site) with bookings: fewer fragments
+ROOM_CHANGE = 5  # clinician_room_per_session: soft, per move between rooms inside a roster session
+
+
+def unbooked_weight(priority: int) -> int:
+    """Cost of leaving one review of a patient with this priority unbooked.
+
+    The count comes first (PRODUCT.md): the priority part (at most 3 x 90 = 270) is an equity
+    tie-break, below one trip (1,000), so priority never buys a review at the price of another
+    one unless more than 370 priority-3 reviews are traded at once (370 x 270 < 100,000)."""
+    return UNBOOKED_REVIEW + UNBOOKED_PRIORITY * priority
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,7 @@ class Breakdown:
     wait: int
     preference: int
     sessions: int
+    room_changes: int = 0
 
     @property
     def total(self) -> int:
@@ -54,7 +67,7 @@ def master_objective(inst: Instance, v: MasterVars, sessions: bool = True):
         bundle = v.bundles[b]
         step = bundle.steps[k]
         if step.reviews:
-            weight = UNBOOKED_REVIEW * (1 + bundle.priority) * step.reviews
+            weight = unbooked_weight(bundle.priority) * step.reviews
             terms.append(weight - weight * booked)
     for (b, (_day, site)), visit in v.visit.items():
         bundle = v.bundles[b]
@@ -91,7 +104,7 @@ def evaluate(inst: Instance, bundles: list[Bundle], bookings: list[Booking]) -> 
     for bundle in bundles:
         mine = by_bundle.get(bundle.id, [])
         booked = {bk.step.key for bk in mine}
-        weight = UNBOOKED_REVIEW * (1 + bundle.priority)
+        weight = unbooked_weight(bundle.priority)
         unbooked += sum(weight * s.reviews for s in bundle.steps if s.key not in booked)
         named = inst.named_clinician(bundle.patient_id)
         patient = inst.patients[bundle.patient_id]
@@ -119,7 +132,30 @@ def evaluate(inst: Instance, bundles: list[Bundle], bookings: list[Booking]) -> 
             ):
                 preference += PREFERENCE_MISS
     sessions = SESSION_USED * len({(c, bk.day, bk.site_id) for bk in bookings for c in bk.clinician_ids})
-    return Breakdown(unbooked, visits, review_visits, priority_days, travel, continuity, wait, preference, sessions)
+    room_changes = ROOM_CHANGE * count_room_changes(inst, bookings) if (
+        inst.scenario.visit_rules.clinician_room_per_session == "soft") else 0
+    return Breakdown(unbooked, visits, review_visits, priority_days, travel, continuity, wait, preference, sessions,
+                     room_changes)
+
+
+def count_room_changes(inst: Instance, bookings: list[Booking]) -> int:
+    """Moves between rooms inside a clinician's roster session: consecutive draws/reviews of one
+    clinician in one session (by start) in different rooms. Joint sittings are left out (moving
+    to the MDT room for one is the rule, not a change); as `metrics.room_changes`."""
+    runs: dict[tuple, list[tuple[int, str]]] = defaultdict(list)
+    for bk in bookings:
+        if bk.step.kind == "joint_review":
+            continue
+        for c in bk.clinician_ids:
+            for i, sh in enumerate(inst.shifts_at.get((c, bk.day, bk.site_id), ())):
+                if sh.start <= bk.start and bk.end <= sh.end:
+                    runs[(c, bk.day, bk.site_id, i)].append((bk.start, bk.room_id))
+                    break
+    changes = 0
+    for items in runs.values():
+        items.sort()
+        changes += sum(1 for (_, r1), (_, r2) in pairwise(items) if r1 != r2)
+    return changes
 
 
 def add_objective(model: cp_model.CpModel, inst: Instance, v: MasterVars) -> None:
@@ -143,7 +179,7 @@ def standalone_floor(inst: Instance, v: MasterVars) -> int:
             k for k, s in enumerate(bundle.steps)
             if s.reviews and v.options[(b, k)] and (draw_possible or not s.needs_draw)
         }
-        weight = UNBOOKED_REVIEW * (1 + bundle.priority)
+        weight = unbooked_weight(bundle.priority)
         total += sum(weight * s.reviews for k, s in enumerate(bundle.steps) if s.reviews and k not in bookable)
         if not bookable:
             continue

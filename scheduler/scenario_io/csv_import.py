@@ -22,7 +22,7 @@ from scheduler.problems import PathT, Problem, did_you_mean
 from scheduler.scenario_io.messages import CLOCK, not_real_date
 
 SESSIONS_COLUMNS: tuple[str, ...] = (
-    "clinician_id", "date", "start", "end", "site_id", "on_bank_holiday"
+    "clinician_id", "date", "start", "end", "site_id", "on_bank_holiday", "room_id"
 )
 SESSIONS_REQUIRED: tuple[str, ...] = ("clinician_id", "date", "start", "end", "site_id")
 
@@ -242,7 +242,7 @@ def _cell_problem(source: str, row: int, column: str, message: str) -> Problem:
 def read_sessions_csv(
     text: str, source: str = "sessions.csv"
 ) -> tuple[list[CsvRow], list[Problem]]:
-    """Parse a roster sessions CSV: clinician_id,date,start,end,site_id[,on_bank_holiday].
+    """Parse a roster sessions CSV: clinician_id,date,start,end,site_id[,on_bank_holiday][,room_id].
 
     Returns the rows that are usable as `RosterSession` data (dates and times parsed) and a
     problem for every malformed cell; a row with any problem is left out.
@@ -255,6 +255,7 @@ def read_sessions_csv(
         "end": _cell_time,
         "site_id": _cell_text,
         "on_bank_holiday": _cell_bool,
+        "room_id": _cell_text,
     }
     rows: list[CsvRow] = []
     for number, cells in table:
