@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-FLOOR_SHARE = 0.35
+FLOOR_SHARE = 0.45
 """Exact standalone floors may use up to this share of the limit (they are anytime: a bundle not
 reached keeps the floor 0, still a valid bound)."""
 

@@ -31,7 +31,7 @@ def tutorial(**solver) -> Scenario:
 
 def test_budget_shares_out_the_limit_in_order() -> None:
     budget = Budget(40.0, started=100.0)
-    assert budget.floor_deadline == 114.0
+    assert budget.floor_deadline == 118.0
     assert budget.master_deadline == 130.0
     assert budget.master_deadline < budget.improve_deadline < budget.end == 140.0
     assert Budget.passed(time.monotonic() - 1) and not Budget.passed(None)
