@@ -156,18 +156,24 @@ def check_session_rooms(c: Checker) -> Iterator[Problem]:
         if session.end > session.start:
             by_room.setdefault((session.room_id, session.date), []).append(index)
     for (room_id, date), indices in by_room.items():
-        indices.sort(key=lambda i: (sessions[i].start, i))
-        for position, later in enumerate(indices):
-            for earlier in indices[:position]:
-                a, b = sessions[earlier], sessions[later]
-                if b.start < a.end:
-                    yield c.problem(
-                        ("sessions", later, "room_id"),
-                        f"room '{room_id}' is also named by {c.ref(('sessions', earlier))} "
-                        f"('{a.clinician_id}', {_hm(a.start)}-{_hm(a.end)}) on {date}: a "
-                        "clinician holds their session's room for the whole session, so "
-                        "overlapping sessions need different rooms",
-                    )
+        for earlier, later in _overlapping(sessions, indices):
+            a = sessions[earlier]
+            yield c.problem(
+                ("sessions", later, "room_id"),
+                f"room '{room_id}' is also named by {c.ref(('sessions', earlier))} "
+                f"('{a.clinician_id}', {_hm(a.start)}-{_hm(a.end)}) on {date}: a "
+                "clinician holds their session's room for the whole session, so "
+                "overlapping sessions need different rooms",
+            )
+
+
+def _overlapping(sessions: list, indices: list[int]) -> Iterator[tuple[int, int]]:
+    """Pairs (earlier, later) of the sessions at `indices` that overlap in time, in start order."""
+    ordered = sorted(indices, key=lambda i: (sessions[i].start, i))
+    for position, later in enumerate(ordered):
+        for earlier in ordered[:position]:
+            if sessions[later].start < sessions[earlier].end:
+                yield earlier, later
 
 
 def check_leave_references(c: Checker) -> Iterator[Problem]:
@@ -282,17 +288,14 @@ def check_session_overlaps(c: Checker) -> Iterator[Problem]:
             by_day.setdefault((session.clinician_id, session.date), []).append(index)
     sessions = c.scenario.sessions
     for (clinician_id, date), indices in by_day.items():
-        indices.sort(key=lambda i: (sessions[i].start, i))
-        for position, later in enumerate(indices):
-            for earlier in indices[:position]:
-                a, b = sessions[earlier], sessions[later]
-                if b.start < a.end:
-                    yield c.problem(
-                        ("sessions", later),
-                        f"overlaps another session of '{clinician_id}' on {date}: "
-                        f"{c.ref(('sessions', earlier))} ({_hm(a.start)}-{_hm(a.end)} at "
-                        f"{a.site_id})",
-                    )
+        for earlier, later in _overlapping(sessions, indices):
+            a = sessions[earlier]
+            yield c.problem(
+                ("sessions", later),
+                f"overlaps another session of '{clinician_id}' on {date}: "
+                f"{c.ref(('sessions', earlier))} ({_hm(a.start)}-{_hm(a.end)} at "
+                f"{a.site_id})",
+            )
 
 
 def check_leave_dates(c: Checker) -> Iterator[Problem]:
