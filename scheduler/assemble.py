@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 
-from scheduler.bundles import Bundle
 from scheduler.daybook import Booking
 from scheduler.instance import Instance
 from scheduler.plan import Appointment, UnbookedReview, Visit
+from scheduler.steps import Bundle
 from scheduler.timegrid import local_instant
 
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from itertools import combinations
 
-from scheduler.bundles import Bundle, BundleBuilder, Step, sibling_bundle_ids
+from scheduler.bundles import BundleBuilder
 from scheduler.daybook import Booking, Daybook, reachable_options
 from scheduler.instance import Instance
+from scheduler.steps import Bundle, Step, sibling_bundle_ids
 
 
 def options(inst: Instance, bundle: Bundle, steps: list[Step]) -> list[tuple[int, str]]:

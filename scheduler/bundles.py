@@ -11,69 +11,16 @@ bookers put those bundles on different days, each its own trip (`sibling_bundle_
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 
+from scheduler.daybook import empty_book, static_options
 from scheduler.domain import Patient, ReviewType
 from scheduler.instance import Instance
+from scheduler.steps import Bundle, Step, separate_bundle_id
 
 MAX_REVIEWS_FOR_EXACT_GROUPING = 7
 PRESSURE_WEIGHT = 4  # a fully booked clinician group makes a sitting cost five times its minutes
 SITTING_MINUTES = 10  # a further sitting in the visit costs as much as ten minutes of review
 CONTINUITY_MINUTES = 10  # a sitting the named clinician could do is worth ten minutes
-
-
-@dataclass(frozen=True)
-class Step:
-    """One appointment to place: a draw, a combined review or a joint consultation."""
-
-    key: str
-    kind: str  # "blood_draw" | "review" | "joint_review"
-    review_ids: tuple[str, ...]
-    review_type_ids: tuple[str, ...]
-    marker_ids: tuple[str, ...]
-    slots: int
-    parts: tuple[tuple[str, ...], ...]  # eligible clinicians for each clinician needed
-    capabilities: frozenset[str]
-    people: int
-    first_day: int
-    last_day: int
-    needs_draw: bool = False
-    lag_working_days: int = 0  # results-before-review: working days between draw and review
-    fasting: bool = False
-
-    @property
-    def reviews(self) -> int:
-        return len(self.review_ids)
-
-
-@dataclass(frozen=True)
-class Bundle:
-    """The steps one patient needs in one consolidated visit (or one separate appointment)."""
-
-    id: str
-    patient_id: str
-    separate: bool
-    priority: int
-    steps: tuple[Step, ...]
-
-    @property
-    def draw(self) -> Step | None:
-        return self.steps[0] if self.steps and self.steps[0].kind == "blood_draw" else None
-
-    @property
-    def review_steps(self) -> tuple[Step, ...]:
-        return tuple(s for s in self.steps if s.kind != "blood_draw")
-
-
-def separate_bundle_id(patient_id: str, review_id: str) -> str:
-    """The id of an opted-out patient's bundle for one review (one bundle per review)."""
-    return f"{patient_id}/{review_id}"
-
-
-def sibling_bundle_ids(patient: Patient) -> tuple[str, ...]:
-    """Every separate bundle id an opted-out patient's reviews get: the bookers keep these on
-    different days, since a visit is one patient, one date, one site (docs/plan-format.md)."""
-    return tuple(separate_bundle_id(patient.id, patient.review_id(d)) for d in patient.due_reviews)
 
 
 def combined_minutes(types: list[ReviewType], minutes_of: dict[str, int]) -> int:
@@ -259,10 +206,6 @@ class BundleBuilder:
             needs_draw=any(s.needs_draw for s in steps),
             lag_working_days=max(s.lag_working_days for s in steps),
         )
-        from scheduler.daybook import (
-            empty_book,  # the day book places bundles, so it imports this module
-        )
-
         probe = Bundle("joint-probe", patient.id, False, patient.priority, (joint,))
         return joint if empty_book(inst).possible_options(probe, joint) else None
 
@@ -270,8 +213,6 @@ class BundleBuilder:
         """The sitting has a (day, site) on an empty roster, after the results turnaround when it
         needs results back. A combined sitting can be impossible where its reviews apart are not
         (too long for any session that day, or only the days after the draw are left)."""
-        from scheduler.daybook import empty_book, static_options  # the day book imports this module
-
         book = empty_book(self.inst)
         # Cached under the bundle's own id and the step's key, as the master will ask again.
         days = {day for day, _site in static_options(self.inst, Bundle(bundle_id, patient.id, False, 0, (step,)), step)}

@@ -10,9 +10,9 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from itertools import permutations
 
-from scheduler.bundles import Bundle, Step
 from scheduler.instance import Instance, bits, run_starts, span_mask
 from scheduler.rooms import held_masks, room_fits, session_rooms
+from scheduler.steps import Bundle, Step
 
 MORNING_ENDS_MINUTE = 12 * 60 + 30
 AFTERNOON_STARTS_MINUTE = 13 * 60

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from scheduler.assemble import appointments_and_visits, booked_review_ids, unbooked_entries
 from scheduler.baselines import GreedyBooker, greedy_consolidate, old_way, priority_order
 from scheduler.budget import Budget
-from scheduler.bundles import Bundle, BundleBuilder
+from scheduler.bundles import BundleBuilder
 from scheduler.daybook import Booking, Daybook, empty_book
 from scheduler.domain import Scenario, SolverSettings
 from scheduler.instance import Instance
@@ -30,6 +30,7 @@ from scheduler.model.objective import SESSION_USED, VISIT, evaluate
 from scheduler.model.solve import SolverProgress, solve_master
 from scheduler.plan import Metrics, Plan, SolverStats
 from scheduler.reasons import unbooked_reasons
+from scheduler.steps import Bundle
 
 
 @dataclass(frozen=True)

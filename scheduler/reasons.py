@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from scheduler.bundles import Bundle, Step
 from scheduler.daybook import empty_book
 from scheduler.instance import Instance
+from scheduler.steps import Bundle, Step
 
 
 def _reachable(inst: Instance, bundle: Bundle) -> set[str]:

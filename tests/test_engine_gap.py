@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from scheduler.baselines import priority_order
-from scheduler.bundles import Bundle, BundleBuilder, Step
+from scheduler.bundles import BundleBuilder
 from scheduler.daybook import Daybook, reachable_options
 from scheduler.instance import Instance
+from scheduler.steps import Bundle, Step
 from tests.builders import BASE, patient, scenario, session, solve_checked
 
 WEEK = ("2027-03-22", "2027-03-23", "2027-03-24", "2027-03-25")

@@ -23,11 +23,11 @@ import math
 from ortools.sat.python import cp_model
 
 from scheduler.budget import Budget
-from scheduler.bundles import Bundle
 from scheduler.instance import Instance
 from scheduler.model import constraints
 from scheduler.model.objective import SESSION_USED, master_objective, unbooked_weight
 from scheduler.model.variables import build_variables
+from scheduler.steps import Bundle
 
 DETERMINISTIC_LIMIT = 0.5  # CP-SAT's deterministic time per bundle: the same figure in any process
 SCALE = 100  # the session shares are fractions; the objective is scaled so they stay (rounded down) integers

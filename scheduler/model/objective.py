@@ -13,10 +13,10 @@ from itertools import pairwise
 
 from ortools.sat.python import cp_model
 
-from scheduler.bundles import Bundle
 from scheduler.daybook import AFTERNOON_STARTS_MINUTE, MORNING_ENDS_MINUTE, Booking
 from scheduler.instance import Instance
 from scheduler.model.variables import MasterVars
+from scheduler.steps import Bundle
 
 UNBOOKED_REVIEW = 100_000  # per review left unbooked: the count of reviews booked comes first
 UNBOOKED_PRIORITY = 90  # x priority, per review left unbooked: equity among equal counts

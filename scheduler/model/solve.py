@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from ortools.sat.python import cp_model
 
 from scheduler.budget import Budget
-from scheduler.bundles import Bundle
 from scheduler.domain import SolverSettings
 from scheduler.instance import Instance
 from scheduler.model import constraints
 from scheduler.model.floor import exact_standalone_floor
 from scheduler.model.objective import add_objective, standalone_floor
 from scheduler.model.variables import Option, add_complete_hint, build_variables
+from scheduler.steps import Bundle
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
-from scheduler.bundles import Bundle
 from scheduler.daybook import reachable_options
 from scheduler.instance import Instance
+from scheduler.steps import Bundle
 
 Option = tuple[int, str]
 
