@@ -1023,7 +1023,9 @@ def _recompute(c: _Ctx) -> Metrics:
     }
     hours_minutes = 0.0
     wait = 0.0
+    multi_step = 0
     for v in plan.visits:
+        multi_step += len(_visit_members(c, v)) > 1
         hours_minutes += 2 * travel.get((v.patient_id, v.site_id), 0)
         hours_minutes += minutes(to_utc(v.end) - to_utc(v.start))
         wait += sum(gap for _, gap in _gaps(_visit_members(c, v)) if gap > 0)
@@ -1066,6 +1068,8 @@ def _recompute(c: _Ctx) -> Metrics:
         continuity_rate=continuity,
         patient_hours=hours_minutes / 60.0,
         patient_wait_minutes=int(round(wait)),
+        multi_step_visits=multi_step,
+        wait_minutes_per_multi_step_visit=int(round(wait)) / multi_step if multi_step else 0.0,
         clinician_minutes=int(round(clinician_minutes)),
         clinician_utilisation=clinician_minutes / session_minutes if session_minutes else 0.0,
         room_utilisation=sum(durations) / room_capacity if room_capacity else 0.0,

@@ -82,6 +82,7 @@ def compute_metrics(
                 continuity_kept += len(a.review_ids)
 
     hours = wait = 0.0
+    multi_step = sum(1 for v in visits if len(v.appointment_ids) > 1)
     for v in visits:
         steps = sorted((by_id[i] for i in v.appointment_ids), key=lambda a: a.start)
         hours += 2 * inst.travel.get((v.patient_id, v.site_id), 0) + _minutes(v)
@@ -116,6 +117,8 @@ def compute_metrics(
         continuity_rate=continuity_kept / continuity_total if continuity_total else 1.0,
         patient_hours=hours / 60,
         patient_wait_minutes=round(wait),
+        multi_step_visits=multi_step,
+        wait_minutes_per_multi_step_visit=round(wait) / multi_step if multi_step else 0.0,
         clinician_minutes=round(clinician_minutes),
         clinician_utilisation=clinician_minutes / rostered if rostered else 0.0,
         room_utilisation=sum(_minutes(a) for a in appointments) / room_capacity if room_capacity else 0.0,

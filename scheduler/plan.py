@@ -91,6 +91,11 @@ class Metrics(PlanModel):
     )
     patient_hours: float = Field(description="Travel both ways plus time in the visit, summed.")
     patient_wait_minutes: int = Field(description="Idle minutes between steps, summed.")
+    multi_step_visits: int = Field(
+        0, description="Visits with two or more steps (only these can have waiting). 0 in plans "
+        "written before this field existed.")
+    wait_minutes_per_multi_step_visit: float = Field(
+        0.0, description="patient_wait_minutes / multi_step_visits (0 when there are none).")
     clinician_minutes: int = Field(description="Clinician time booked (joint: each clinician).")
     clinician_utilisation: float
     room_utilisation: float
@@ -119,7 +124,16 @@ class SolverStats(PlanModel):
     status: str = Field(description="OPTIMAL (gap 0 for the chosen bundles) or FEASIBLE.")
     method: str
     objective: int = Field(description="Objective of this plan (docs/optimiser.md).")
-    best_bound: int = Field(description="A proven lower bound on any plan's objective.")
+    best_bound: int = Field(description="A proven lower bound on the objective (bound_scope says of "
+                            "which plans); the largest of bound_sources.")
+    bound_source: str = Field(
+        "", description="Which figure gave best_bound: cp_sat_master, lp_relaxation, "
+        "exact_standalone_floor or simple_standalone_floor (docs/optimiser.md).")
+    bound_sources: dict[str, int] = Field(
+        default_factory=dict, description="Every lower bound computed, by source (a source not "
+        "computed inside the time limit is absent).")
+    bound_scope: str = Field(
+        "", description="In words, which plans best_bound is a lower bound of.")
     gap: float = Field(description="(objective - best_bound) / objective; 0 is proven optimal.")
     wall_seconds: float = Field(
         description="Wall-clock seconds of the whole optimisation (greedy, baselines, floors, master, "

@@ -110,6 +110,10 @@ EXPECTED_METRICS = Metrics(
     # 2*12+30=54, P006 2*6+75=87, P007 2*20+10=50 and 2*20+35=75. Sum 451 min = 451/60 h.
     patient_hours=451 / 60,
     patient_wait_minutes=5,  # P006: af+smr ends 09:20, hypertension starts 09:25
+    # Two or more steps: P003 (draw, review), P004 (draw, joint), P006 (draw, two sittings); P005's
+    # two separate visits and P007's draw trip and review visit have one step each.
+    multi_step_visits=3,
+    wait_minutes_per_multi_step_visit=5 / 3,
     # durations x clinicians: P003 10+35, P004 10+40*2, P005 20+30, P006 10+40+20, P007 10+35
     clinician_minutes=300,
     # Valid sessions: 30 rostered, 240 min each, minus gp-khan on Good Friday 26 March (not

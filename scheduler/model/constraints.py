@@ -1,12 +1,18 @@
-"""Master model constraints, one function per rule.
+"""Master model constraints: one function per rule, one registry (`RULES`), one entry point
+(`add_constraints`), in the manner of PyJobShop's `add_constraints()` and Timefold's
+`define_constraints()`.
 
 Capacities are aggregated per (day, site): they are necessary conditions for any detailed
 timetable, so the master is a relaxation and its bound is a true lower bound on every plan.
+Every rule is one that every plan the day book can make satisfies (tests/test_master_rules.py
+checks each against checked plans: too strict a rule would make the bound a lie).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
@@ -15,7 +21,7 @@ from scheduler.instance import Instance, bits, span_mask
 from scheduler.model.variables import MasterVars
 
 
-def step_opens_visit(model: cp_model.CpModel, v: MasterVars) -> None:
+def step_opens_visit(model: cp_model.CpModel, inst: Instance, v: MasterVars) -> None:
     """Hard: a step at a (day, site) means the patient travels there that day."""
     for (b, _k, opt), x in v.x.items():
         model.add_implication(x, v.visit[(b, opt)])
@@ -24,7 +30,7 @@ def step_opens_visit(model: cp_model.CpModel, v: MasterVars) -> None:
         model.add_bool_or(steps).only_enforce_if(visit)
 
 
-def one_site_per_day(model: cp_model.CpModel, v: MasterVars) -> None:
+def one_site_per_day(model: cp_model.CpModel, inst: Instance, v: MasterVars) -> None:
     """Hard: a patient makes at most one trip a day: one site, and one bundle.
 
     Grouped by patient, not bundle: an opted-out patient's bundles (one per review) go on
@@ -57,10 +63,6 @@ def draw_before_review(model: cp_model.CpModel, inst: Instance, v: MasterVars) -
             else:
                 day = sum(opt[0] * v.x[(b, k, opt)] for opt in v.options[(b, k)])
                 model.add(day >= draw_day).only_enforce_if(booked)
-    if inst.scenario.visit_rules.blood_draw_policy == "draw_in_visit":
-        # Part of the draw's placement rule; added here so every model that places draws (the
-        # master and the exact floor) keeps the policy.
-        draw_in_review_visit(model, inst, v)
 
 
 def draw_in_review_visit(model: cp_model.CpModel, inst: Instance, v: MasterVars) -> None:
@@ -70,6 +72,8 @@ def draw_in_review_visit(model: cp_model.CpModel, inst: Instance, v: MasterVars)
 
     Exactly what the day book makes under the policy (the greedy's draw trips are only for a
     booked results-first review), so the master stays a relaxation and its bound honest."""
+    if inst.scenario.visit_rules.blood_draw_policy != "draw_in_visit":
+        return
     for b, bundle in enumerate(v.bundles):
         if bundle.draw is None:
             continue
@@ -84,7 +88,7 @@ def draw_in_review_visit(model: cp_model.CpModel, inst: Instance, v: MasterVars)
                 model.add(v.x[(b, 0, opt)] == 0)
 
 
-def draw_trip_is_a_trip(model: cp_model.CpModel, v: MasterVars) -> None:
+def draw_trip_is_a_trip(model: cp_model.CpModel, inst: Instance, v: MasterVars) -> None:
     """Hard (implied, tightens the bound): a draw that must precede a review by working days is
     on another day, so the patient makes at least two trips."""
     for b, bundle in enumerate(v.bundles):
@@ -175,3 +179,40 @@ def room_capacity(model: cp_model.CpModel, inst: Instance, v: MasterVars) -> Non
             )
             demands.append((allowed, step.slots, v.x[(b, k, (day, site))]))
         _hall_capacity(model, demands, supply)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One master rule. `shared` rules couple patients through capacity; each bundle's exact
+    standalone floor (`scheduler.model.floor`) leaves them out, the master keeps them all."""
+
+    name: str
+    add: Callable[[cp_model.CpModel, Instance, MasterVars], None]
+    shared: bool = False
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("step_opens_visit", step_opens_visit),
+    Rule("one_site_per_day", one_site_per_day),
+    Rule("draw_before_review", draw_before_review),
+    Rule("draw_in_review_visit", draw_in_review_visit),
+    Rule("draw_trip_is_a_trip", draw_trip_is_a_trip),
+    Rule("visit_fits_length", visit_fits_length),
+    Rule("clinician_capacity", clinician_capacity, shared=True),
+    Rule("room_capacity", room_capacity, shared=True),
+)
+
+
+def add_constraints(model: cp_model.CpModel, inst: Instance, v: MasterVars, *, shared: bool = True,
+                    still_in_time: Callable[[], bool] = lambda: True) -> bool:
+    """Add every rule of `RULES` to `model` (without the shared-capacity ones when `shared` is
+    False), in the registry's fixed order. Before each rule `still_in_time()` is asked; when it
+    says no, nothing more is added and False is returned (the model is then incomplete and must
+    not be solved as the master). Returns True when every rule was added."""
+    for rule in RULES:
+        if rule.shared and not shared:
+            continue
+        if not still_in_time():
+            return False
+        rule.add(model, inst, v)
+    return True

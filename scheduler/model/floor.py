@@ -48,11 +48,7 @@ def exact_bundle_floor(inst: Instance, bundle: Bundle, seed: int = 0) -> tuple[i
     SCALE; and the largest session share it could carry, times SCALE."""
     model = cp_model.CpModel()
     v = build_variables(model, inst, [bundle])
-    constraints.step_opens_visit(model, v)
-    constraints.one_site_per_day(model, v)
-    constraints.draw_before_review(model, inst, v)
-    constraints.draw_trip_is_a_trip(model, v)
-    constraints.visit_fits_length(model, inst, v)
+    constraints.add_constraints(model, inst, v, shared=False)
     shares, most = [], 0
     for k, step in enumerate(bundle.steps):
         step_most = 0

@@ -92,22 +92,12 @@ def solve_master(
     floor = max(standalone_floor(inst, v), exact)
     if on_progress:
         on_progress(SolverProgress(time.monotonic() - started, None, floor))
-    rules = (
-        lambda: constraints.step_opens_visit(model, v),
-        lambda: constraints.one_site_per_day(model, v),
-        lambda: constraints.draw_before_review(model, inst, v),
-        lambda: constraints.draw_trip_is_a_trip(model, v),
-        lambda: constraints.visit_fits_length(model, inst, v),
-        lambda: constraints.clinician_capacity(model, inst, v),
-        lambda: constraints.room_capacity(model, inst, v),
-        lambda: add_objective(model, inst, v),
-    )
-    for add_rule in rules:
-        if Budget.passed(budget.master_deadline):
-            # No time left to search: the floors are still valid bounds, and the greedy and its
-            # improvement make the plan. Building the rest would only overrun the limit.
-            return SolveResult("NOT_SEARCHED", None, floor, time.monotonic() - started, {}, bundle_floors)
-        add_rule()
+    in_time = lambda: not Budget.passed(budget.master_deadline)  # noqa: E731
+    if not (constraints.add_constraints(model, inst, v, still_in_time=in_time) and in_time()):
+        # No time left to search: the floors are still valid bounds, and the greedy and its
+        # improvement make the plan. Building the rest would only overrun the limit.
+        return SolveResult("NOT_SEARCHED", None, floor, time.monotonic() - started, {}, bundle_floors)
+    add_objective(model, inst, v)
     if hint:
         add_complete_hint(model, v, hint)
 
