@@ -238,12 +238,32 @@ def generate(
     start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD (a Monday).")] = "2027-05-03",
     weeks: Annotated[int, typer.Option(help="Weeks in the planning period.")] = 4,
     patients: Annotated[int | None, typer.Option(help="Patients due (default: realistic for the kind).")] = None,
+    load: Annotated[
+        float | None,
+        typer.Option(
+            help="Demand as a share of the roster's capacity, 0.1-5 (standalone review and blood-draw "
+            "minutes / valid session minutes); scales the patients. Not with --patients."
+        ),
+    ] = None,
 ) -> None:
     """Generate a realistic scenario for benchmarks and demos."""
-    from scheduler.generate import generate_scenario, generation_header, write_scenario
+    from scheduler.generate import (
+        MAX_LOAD,
+        MIN_LOAD,
+        generate_scenario,
+        generation_header,
+        scenario_load,
+        write_scenario,
+    )
 
     if kind not in ("practice", "pcn"):
         errors.print(f"kind: expected 'practice' or 'pcn', got {kind!r}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if load is not None and patients is not None:
+        errors.print("--load and --patients: give one or the other (--load sets the number of patients)")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if load is not None and not MIN_LOAD <= load <= MAX_LOAD:
+        errors.print(f"--load: expected a share of capacity between {MIN_LOAD:g} and {MAX_LOAD:g}, got {load:g}")
         raise typer.Exit(EXIT_BAD_INPUT)
     try:
         first_day = dt.date.fromisoformat(start)
@@ -252,15 +272,20 @@ def generate(
         raise typer.Exit(EXIT_BAD_INPUT) from None
     chosen: Literal["practice", "pcn"] = kind  # type: ignore[assignment]
     try:
-        scenario = generate_scenario(chosen, seed=seed, start=first_day, weeks=weeks, patients=patients)
+        scenario = generate_scenario(chosen, seed=seed, start=first_day, weeks=weeks, patients=patients, load=load)
     except ValueError as exc:
         errors.print(f"generate: {exc}", markup=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    header = generation_header(chosen, seed=seed, start=first_day, weeks=weeks, patients=patients, out=out)
+    achieved = scenario_load(scenario) if load is not None else None
+    header = generation_header(
+        chosen, seed=seed, start=first_day, weeks=weeks, patients=patients, out=out, load=load, achieved_load=achieved
+    )
     write_scenario(scenario, out, header=header)
     reviews = sum(len(p.due_reviews) for p in scenario.patients)
-    console.print(f"Wrote {out}: {len(scenario.patients)} patients, {reviews} reviews, {len(scenario.sessions)} sessions.")
-
+    loaded = f" Load {achieved:.3f} of roster capacity (asked {load:g})." if achieved is not None else ""
+    console.print(
+        f"Wrote {out}: {len(scenario.patients)} patients, {reviews} reviews, {len(scenario.sessions)} sessions.{loaded}"
+    )
 
 if __name__ == "__main__":
     app()
