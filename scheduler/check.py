@@ -3,7 +3,12 @@ the before/after comparison with the old way.
 
 Written separately from the optimiser so that it catches the optimiser's mistakes. It reads only
 the scenario and the plan; it imports nothing else from `scheduler` on purpose. Each hard rule is
-one small function below (docstring "Hard: ..."); `check_plan` runs them all.
+one small function below (docstring "Hard: ..."), registered once with the codes it may report by
+the `@rule(codes=...)` decorator above it; the checks of the metrics, the baselines and the
+comparison (all `metrics_mismatch`, a code they declare `shared`) are rules too. The registry
+`RULES` holds them in the order they are defined, which is the order of the hard-rule table in
+docs/plan-format.md; `CODES` is derived from it, and `check_plan` runs it, in that order,
+refusing any code a rule did not declare.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import pairwise
@@ -34,39 +40,6 @@ LONDON = pendulum.timezone(TZ)
 UTC = dt.timezone.utc
 FLOAT_TOLERANCE = 1e-6
 REVIEW_KINDS = ("review", "joint_review")
-
-# Every code the checker can report, in the order of the doc's table (used to group reports).
-CODES: tuple[str, ...] = (
-    "outside_horizon",
-    "bad_times",
-    "wrong_duration",
-    "clinician_not_rostered",
-    "clinician_on_leave",
-    "role_not_allowed",
-    "clinician_double_booked",
-    "room_double_booked",
-    "patient_double_booked",
-    "room_wrong_site",
-    "room_closed",
-    "room_capability_missing",
-    "room_over_capacity",
-    "clinician_changed_room",
-    "site_not_reachable",
-    "patient_unavailable",
-    "review_not_accounted",
-    "outside_due_window",
-    "marker_not_drawn",
-    "results_not_back",
-    "fasting_draw_too_late",
-    "more_than_one_draw",
-    "draw_trip_not_needed",
-    "opted_out_combined",
-    "visit_inconsistent",
-    "trip_split",
-    "visit_too_long",
-    "wait_too_long",
-    "metrics_mismatch",
-)
 
 
 @dataclass
@@ -229,6 +202,11 @@ class _Ctx:
                 out[x.a.patient_id].append(x)
         return out
 
+    @cached_property
+    def metrics(self) -> Metrics:
+        """The plan's metrics as the checker recomputes them (`_recompute`), worked out once."""
+        return _recompute(self)
+
     def known_types(self, a: Appointment) -> list[ReviewType]:
         return [self.review_types[t] for t in a.review_type_ids if t in self.review_types]
 
@@ -290,9 +268,87 @@ def _overlaps(items: list[_Appt], key) -> list[tuple[_Appt, _Appt, str]]:
 
 
 # --------------------------------------------------------------------------------------------
+# The rule registry: each rule is declared once, next to its function, with the codes it may report
+
+
+RuleFn = Callable[[_Ctx], list[Violation]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One checker rule: `fn` returns its violations, each with one of `codes`. A code belongs to
+    one rule, unless every rule declaring it is `shared` (the metric and comparison rules all
+    report `metrics_mismatch`, naming the field)."""
+
+    name: str
+    codes: tuple[str, ...]
+    fn: RuleFn
+    shared: bool = False
+
+
+class UndeclaredCodeError(RuntimeError):
+    """A rule reported a code it did not declare: a bug in the checker, not in the plan."""
+
+
+_REGISTERED: list[Rule] = []
+
+
+def rule(*, codes: tuple[str, ...], shared: bool = False) -> Callable[[RuleFn], RuleFn]:
+    """Register the decorated function as the next rule of `RULES`, reporting only `codes`
+    (`shared`: other shared rules may declare the same codes). Returns the function unchanged."""
+    if isinstance(codes, str):
+        raise TypeError(f"codes must be a tuple of codes, not the string {codes!r}")
+
+    def register(fn: RuleFn) -> RuleFn:
+        _REGISTERED.append(Rule(fn.__name__, tuple(codes), fn, shared))
+        return fn
+
+    return register
+
+
+def validate_rules(rules: Sequence[Rule]) -> None:
+    """Raise ValueError unless rule names are unique, each rule declares at least one code and no
+    code twice, and every code declared by two or more rules is declared by shared rules only."""
+    problems: list[str] = []
+    names = [r.name for r in rules]
+    problems += [f"rule {n} is registered {names.count(n)} times" for n in dict.fromkeys(names)
+                 if names.count(n) > 1]
+    owners: dict[str, list[Rule]] = defaultdict(list)
+    for r in rules:
+        if not r.codes:
+            problems.append(f"rule {r.name} declares no code")
+        if len(set(r.codes)) != len(r.codes):
+            problems.append(f"rule {r.name} declares a code twice: {r.codes}")
+        for code in dict.fromkeys(r.codes):
+            owners[code].append(r)
+    for code, rs in owners.items():
+        if len(rs) > 1 and not all(r.shared for r in rs):
+            problems.append(f"code {code} is declared by {', '.join(r.name for r in rs)}; "
+                            "only rules that are all shared may declare the same code")
+    if problems:
+        raise ValueError("bad checker rule registry: " + "; ".join(problems))
+
+
+def codes_of(rules: Sequence[Rule]) -> tuple[str, ...]:
+    """Every code the rules declare, once each, in rule order."""
+    return tuple(dict.fromkeys(code for r in rules for code in r.codes))
+
+
+def _run_rule(r: Rule, c: _Ctx) -> list[Violation]:
+    """The rule's violations; UndeclaredCodeError if it reports a code it did not declare."""
+    found = r.fn(c)
+    undeclared = sorted({v.code for v in found}.difference(r.codes))
+    if undeclared:
+        raise UndeclaredCodeError(f"checker rule {r.name} reported {', '.join(undeclared)}, "
+                                  f"but declares only {', '.join(r.codes)}")
+    return found
+
+
+# --------------------------------------------------------------------------------------------
 # The hard rules, one function each
 
 
+@rule(codes=("outside_horizon",))
 def inside_horizon(c: _Ctx) -> list[Violation]:
     """Hard: every appointment date lies in [horizon_start, horizon_end]."""
     s = c.scenario
@@ -303,6 +359,7 @@ def inside_horizon(c: _Ctx) -> list[Violation]:
     ]
 
 
+@rule(codes=("bad_times",))
 def times_well_formed(c: _Ctx) -> list[Violation]:
     """Hard: start < end, Europe/London offsets, `date` is the local date, one local day."""
     out = []
@@ -324,6 +381,7 @@ def times_well_formed(c: _Ctx) -> list[Violation]:
     return out
 
 
+@rule(codes=("wrong_duration",))
 def durations_correct(c: _Ctx) -> list[Violation]:
     """Hard: each appointment lasts exactly its duration per the doc's formulas."""
     out = []
@@ -335,6 +393,7 @@ def durations_correct(c: _Ctx) -> list[Violation]:
     return out
 
 
+@rule(codes=("clinician_not_rostered",))
 def clinician_rostered(c: _Ctx) -> list[Violation]:
     """Hard: each clinician has a valid session that day at that site covering it."""
     out = []
@@ -350,6 +409,7 @@ def clinician_rostered(c: _Ctx) -> list[Violation]:
     return out
 
 
+@rule(codes=("clinician_on_leave",))
 def clinician_not_on_leave(c: _Ctx) -> list[Violation]:
     """Hard: no clinician works on a leave day."""
     return [
@@ -364,6 +424,7 @@ def _may_do(cl: Clinician, t: ReviewType) -> bool:
     return cl.role in t.roles and t.id in cl.review_type_ids
 
 
+@rule(codes=("role_not_allowed",))
 def roles_allowed(c: _Ctx) -> list[Violation]:
     """Hard: reviews by allowed, qualified clinicians (one per review); draws by a bleeder."""
     out = []
@@ -399,6 +460,7 @@ def roles_allowed(c: _Ctx) -> list[Violation]:
     return out
 
 
+@rule(codes=("clinician_double_booked",))
 def no_clinician_double_booked(c: _Ctx) -> list[Violation]:
     """Hard: no two appointments overlap for one clinician."""
     return [
@@ -407,6 +469,7 @@ def no_clinician_double_booked(c: _Ctx) -> list[Violation]:
     ]
 
 
+@rule(codes=("room_double_booked",))
 def no_room_double_booked(c: _Ctx) -> list[Violation]:
     """Hard: no two appointments overlap in one room."""
     return [
@@ -415,6 +478,7 @@ def no_room_double_booked(c: _Ctx) -> list[Violation]:
     ]
 
 
+@rule(codes=("patient_double_booked",))
 def no_patient_double_booked(c: _Ctx) -> list[Violation]:
     """Hard: no two appointments overlap for one patient."""
     return [
@@ -423,6 +487,7 @@ def no_patient_double_booked(c: _Ctx) -> list[Violation]:
     ]
 
 
+@rule(codes=("room_wrong_site",))
 def room_at_site(c: _Ctx) -> list[Violation]:
     """Hard: the room exists and belongs to the appointment's site."""
     out = []
@@ -435,6 +500,7 @@ def room_at_site(c: _Ctx) -> list[Violation]:
     return out
 
 
+@rule(codes=("room_closed",))
 def room_open(c: _Ctx) -> list[Violation]:
     """Hard: the appointment lies within the site's opening hours."""
     out = []
@@ -447,6 +513,7 @@ def room_open(c: _Ctx) -> list[Violation]:
     return out
 
 
+@rule(codes=("room_capability_missing",))
 def room_has_capabilities(c: _Ctx) -> list[Violation]:
     """Hard: the room has every capability the reviews, the kind and the patient need."""
     out = []
@@ -465,6 +532,21 @@ def room_has_capabilities(c: _Ctx) -> list[Violation]:
         missing = sorted(need - set(room.capabilities))
         if missing:
             out.append(_v("room_capability_missing", f"room {room.id} lacks {', '.join(missing)}", x))
+    return out
+
+
+@rule(codes=("room_over_capacity",))
+def room_within_capacity(c: _Ctx) -> list[Violation]:
+    """Hard: the room holds the patient, a carer if attending, and every clinician."""
+    out = []
+    for x in c.appts:
+        room = c.rooms.get(x.a.room_id)
+        if room is None:
+            continue
+        p = c.patients.get(x.a.patient_id)
+        people = 1 + (1 if p is not None and p.needs.carer_attending else 0) + len(set(x.a.clinician_ids))
+        if room.capacity_people < people:
+            out.append(_v("room_over_capacity", f"room {room.id} holds {room.capacity_people}, needs {people}", x))
     return out
 
 
@@ -490,6 +572,7 @@ def _session_groups(c: _Ctx) -> dict[tuple, list[tuple[_Appt, RosterSession]]]:
     return dict(sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], kv[0][3])))
 
 
+@rule(codes=("clinician_changed_room",))
 def clinician_keeps_room(c: _Ctx) -> list[Violation]:
     """Hard, when `visit_rules.clinician_room_per_session` is `hard`: all of a clinician's
     `blood_draw`/`review` appointments within one valid roster session are in one room, the
@@ -511,20 +594,7 @@ def clinician_keeps_room(c: _Ctx) -> list[Violation]:
     return out
 
 
-def room_within_capacity(c: _Ctx) -> list[Violation]:
-    """Hard: the room holds the patient, a carer if attending, and every clinician."""
-    out = []
-    for x in c.appts:
-        room = c.rooms.get(x.a.room_id)
-        if room is None:
-            continue
-        p = c.patients.get(x.a.patient_id)
-        people = 1 + (1 if p is not None and p.needs.carer_attending else 0) + len(set(x.a.clinician_ids))
-        if room.capacity_people < people:
-            out.append(_v("room_over_capacity", f"room {room.id} holds {room.capacity_people}, needs {people}", x))
-    return out
-
-
+@rule(codes=("site_not_reachable",))
 def site_reachable(c: _Ctx) -> list[Violation]:
     """Hard: the site is one the patient can reach."""
     out = []
@@ -538,6 +608,7 @@ def site_reachable(c: _Ctx) -> list[Violation]:
     return out
 
 
+@rule(codes=("patient_unavailable",))
 def patient_available(c: _Ctx) -> list[Violation]:
     """Hard: no appointment overlaps the patient's unavailability."""
     out = []
@@ -556,6 +627,7 @@ def patient_available(c: _Ctx) -> list[Violation]:
     return out
 
 
+@rule(codes=("review_not_accounted",))
 def reviews_accounted(c: _Ctx) -> list[Violation]:
     """Hard: every due review is in exactly one appointment or one unbooked entry, never both."""
     out = []
@@ -603,6 +675,7 @@ def reviews_accounted(c: _Ctx) -> list[Violation]:
     return out
 
 
+@rule(codes=("outside_due_window",))
 def inside_due_window(c: _Ctx) -> list[Violation]:
     """Hard: a review's appointment date lies in its due window."""
     out = []
@@ -617,6 +690,7 @@ def inside_due_window(c: _Ctx) -> list[Violation]:
     return out
 
 
+@rule(codes=("marker_not_drawn",))
 def markers_drawn(c: _Ctx) -> list[Violation]:
     """Hard: every marker of a booked review is drawn from the patient before it starts."""
     out = []
@@ -636,6 +710,7 @@ def markers_drawn(c: _Ctx) -> list[Violation]:
     return out
 
 
+@rule(codes=("results_not_back",))
 def results_back(c: _Ctx) -> list[Violation]:
     """Hard: lab results (not point-of-care) are back, in working days, before such reviews."""
     out = []
@@ -660,6 +735,7 @@ def results_back(c: _Ctx) -> list[Violation]:
     return out
 
 
+@rule(codes=("fasting_draw_too_late",))
 def fasting_draw_early(c: _Ctx) -> list[Violation]:
     """Hard: a draw with a fasting marker starts no later than fasting_draw_latest_start."""
     latest = c.rules.fasting_draw_latest_start
@@ -673,6 +749,7 @@ def fasting_draw_early(c: _Ctx) -> list[Violation]:
     return out
 
 
+@rule(codes=("more_than_one_draw",))
 def at_most_one_draw(c: _Ctx) -> list[Violation]:
     """Hard: a consolidating patient has at most one blood draw (one test for all markers, in
     the first visit that needs it); a patient who opted out at most one per due review that
@@ -701,6 +778,7 @@ def _trips(c: _Ctx) -> dict[tuple[str, dt.date, str], list[_Appt]]:
     return dict(sorted(trips.items()))
 
 
+@rule(codes=("draw_trip_not_needed",))
 def draw_trip_only_for_results(c: _Ctx) -> list[Violation]:
     """Hard, when `visit_rules.blood_draw_policy` is `draw_in_visit`: a blood draw on a trip with
     no review is allowed only when a review it serves needs its results back first: a booked
@@ -724,18 +802,7 @@ def draw_trip_only_for_results(c: _Ctx) -> list[Violation]:
     return out
 
 
-def one_visit_per_trip(c: _Ctx) -> list[Violation]:
-    """Hard: one patient's appointments on one date at one site are one visit. A visit is one
-    trip; two visits there that day would count one trip twice (and its travel)."""
-    out = []
-    for (pid, day, site), xs in _trips(c).items():
-        visits = sorted({x.a.visit_id for x in xs})
-        if len(visits) > 1:
-            out.append(Violation("trip_split", f"one trip to {site} on {day} is split into {len(visits)} "
-                                 f"visits: {', '.join(visits)}", None, pid))
-    return out
-
-
+@rule(codes=("opted_out_combined",))
 def opted_out_not_combined(c: _Ctx) -> list[Violation]:
     """Hard: a patient who opted out has no appointment covering more than one review."""
     return [
@@ -752,6 +819,7 @@ def _visit_members(c: _Ctx, v: Visit) -> list[_Appt]:
     return [c.by_id[i] for i in v.appointment_ids if i in c.by_id]
 
 
+@rule(codes=("visit_inconsistent",))
 def visits_consistent(c: _Ctx) -> list[Violation]:
     """Hard: appointments sit in exactly one matching visit whose bounds and purpose fit."""
     out = []
@@ -810,6 +878,20 @@ def visits_consistent(c: _Ctx) -> list[Violation]:
     return out
 
 
+@rule(codes=("trip_split",))
+def one_visit_per_trip(c: _Ctx) -> list[Violation]:
+    """Hard: one patient's appointments on one date at one site are one visit. A visit is one
+    trip; two visits there that day would count one trip twice (and its travel)."""
+    out = []
+    for (pid, day, site), xs in _trips(c).items():
+        visits = sorted({x.a.visit_id for x in xs})
+        if len(visits) > 1:
+            out.append(Violation("trip_split", f"one trip to {site} on {day} is split into {len(visits)} "
+                                 f"visits: {', '.join(visits)}", None, pid))
+    return out
+
+
+@rule(codes=("visit_too_long",))
 def visit_not_too_long(c: _Ctx) -> list[Violation]:
     """Hard: a consolidated visit spans at most max_visit_minutes."""
     limit = c.rules.max_visit_minutes
@@ -836,6 +918,7 @@ def _gaps(xs: list[_Appt]) -> list[tuple[_Appt, float]]:
     return out
 
 
+@rule(codes=("wait_too_long",))
 def wait_not_too_long(c: _Ctx) -> list[Violation]:
     """Hard: in a visit, each step starts at most max_wait_minutes after earlier steps end."""
     limit = c.rules.max_wait_minutes
@@ -847,10 +930,11 @@ def wait_not_too_long(c: _Ctx) -> list[Violation]:
     ]
 
 
-def metrics_match(c: _Ctx, recomputed: Metrics) -> list[Violation]:
+@rule(codes=("metrics_mismatch",), shared=True)
+def metrics_match(c: _Ctx) -> list[Violation]:
     """Hard: the plan's metrics equal the checker's recomputation."""
     out = []
-    mine, theirs = recomputed.model_dump(), c.plan.metrics.model_dump()
+    mine, theirs = c.metrics.model_dump(), c.plan.metrics.model_dump()
     for name, want in mine.items():
         got = theirs[name]
         same = abs(got - want) <= FLOAT_TOLERANCE if isinstance(want, float) else got == want
@@ -881,6 +965,7 @@ def _shared_minutes_saved(c: _Ctx) -> int:
     return round(saved)
 
 
+@rule(codes=("metrics_mismatch",), shared=True)
 def baselines_consistent(c: _Ctx) -> list[Violation]:
     """Metrics: each baseline describes this scenario's patients and reviews, and the old way keeps
     its own definition (every appointment its own trip, one draw per review that needs one, so
@@ -908,7 +993,8 @@ def baselines_consistent(c: _Ctx) -> list[Violation]:
     return out
 
 
-def comparison_match(c: _Ctx, recomputed: Metrics) -> list[Violation]:
+@rule(codes=("metrics_mismatch",), shared=True)
+def comparison_match(c: _Ctx) -> list[Violation]:
     """Metrics: every `comparison` field equals the checker's recomputation, old way minus plan.
 
     appointments_saved, trips_saved (visits) and blood_draws_saved are exact;
@@ -918,6 +1004,7 @@ def comparison_match(c: _Ctx, recomputed: Metrics) -> list[Violation]:
     got = c.plan.comparison
     if got is None:
         return []
+    recomputed = c.metrics
     old = c.plan.baselines.get("old_way")
     if old is None:
         return [Violation("metrics_mismatch",
@@ -940,36 +1027,12 @@ def comparison_match(c: _Ctx, recomputed: Metrics) -> list[Violation]:
     return out
 
 
-RULES = (
-    inside_horizon,
-    times_well_formed,
-    durations_correct,
-    clinician_rostered,
-    clinician_not_on_leave,
-    roles_allowed,
-    no_clinician_double_booked,
-    no_room_double_booked,
-    no_patient_double_booked,
-    room_at_site,
-    room_open,
-    room_has_capabilities,
-    room_within_capacity,
-    clinician_keeps_room,
-    site_reachable,
-    patient_available,
-    reviews_accounted,
-    inside_due_window,
-    markers_drawn,
-    results_back,
-    fasting_draw_early,
-    at_most_one_draw,
-    draw_trip_only_for_results,
-    opted_out_not_combined,
-    visits_consistent,
-    one_visit_per_trip,
-    visit_not_too_long,
-    wait_not_too_long,
-)
+# The registry, in definition order (the order of docs/plan-format.md's hard-rule table), and
+# every code the checker can report, in that order (used to group reports). Both are derived:
+# add a rule by defining it with `@rule(codes=...)` above, nowhere else.
+RULES: tuple[Rule, ...] = tuple(_REGISTERED)
+validate_rules(RULES)
+CODES: tuple[str, ...] = codes_of(RULES)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1089,7 +1152,7 @@ def _clock_minutes(start: dt.time, end: dt.time) -> float:
 
 def recompute_metrics(scenario: Scenario, plan: Plan) -> Metrics:
     """The plan's metrics per docs/plan-format.md, from the scenario and appointments alone."""
-    return _recompute(_Ctx(scenario, plan))
+    return _Ctx(scenario, plan).metrics
 
 
 # --------------------------------------------------------------------------------------------
@@ -1098,17 +1161,19 @@ def recompute_metrics(scenario: Scenario, plan: Plan) -> Metrics:
 
 def check_plan(scenario: Scenario, plan: Plan) -> CheckReport:
     """Verify every hard rule, the metrics, the baselines' identities and the before/after
-    comparison; return all violations found (comparison and baseline problems are reported as
-    `metrics_mismatch`, naming the field)."""
+    comparison: run each rule of `RULES` in order and return all violations found (comparison
+    and baseline problems are reported as `metrics_mismatch`, naming the field).
+
+    A rule reporting a code it did not declare is a checker bug: UndeclaredCodeError is raised
+    rather than a report that could not be grouped or trusted (ValueError for a registry that
+    `validate_rules` refuses)."""
+    rules = RULES
+    validate_rules(rules)
     c = _Ctx(scenario, plan)
     violations: list[Violation] = []
-    for rule in RULES:
-        violations.extend(rule(c))
-    metrics = _recompute(c)
-    violations.extend(metrics_match(c, metrics))
-    violations.extend(baselines_consistent(c))
-    violations.extend(comparison_match(c, metrics))
-    return CheckReport(violations, metrics)
+    for r in rules:
+        violations.extend(_run_rule(r, c))
+    return CheckReport(violations, c.metrics)
 
 
 def format_report(report: CheckReport) -> str:

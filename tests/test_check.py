@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import datetime as dt
+import inspect
 import re
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
 import pytest
 
+import scheduler.check as check_module
 from scheduler.check import (
     CODES,
+    RULES,
     CheckReport,
+    Rule,
+    UndeclaredCodeError,
     Violation,
     add_working_days,
     check_plan,
+    codes_of,
     format_report,
     recompute_metrics,
+    rule,
+    validate_rules,
 )
 from scheduler.domain import ReachableSite, Room, RosterSession, Site
 from scheduler.plan import UnbookedReview
@@ -502,6 +512,168 @@ def test_checker_imports_only_allowed_modules():
     import sys
 
     assert third_party - set(sys.stdlib_module_names) <= {"pendulum", "holidays"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The rule registry: each rule declared once with its codes; CODES derived; check_plan runs it
+
+
+METRIC_RULES = ("metrics_match", "baselines_consistent", "comparison_match")
+
+
+def _doc_codes_in_order() -> list[str]:
+    """The hard-rule table's codes, in the doc's order (read as the test above reads them)."""
+    doc = (ROOT / "docs" / "plan-format.md").read_text()
+    table = doc.split("## Hard rules")[1].split("## Metrics")[0]
+    found: list[str] = []
+    for line in table.splitlines():
+        if line.startswith("| `"):
+            first_cell, rule_text = line.split("|")[1:3]
+            found += re.findall(r"`([a-z_]+)`", first_cell)
+            found += [c for c in re.findall(r"`([a-z_]+)`", rule_text) if c == "wrong_duration"]
+    return list(dict.fromkeys(found))
+
+
+def test_registry_holds_every_rule_function_once_in_definition_order():
+    # A rule function is one whose docstring starts "Hard" or "Metrics:"; every one is registered
+    # (a forgotten decorator would silently drop a rule), once, in the order the file defines them.
+    defined = [
+        fn for name, fn in vars(check_module).items()
+        if inspect.isfunction(fn) and fn.__module__ == check_module.__name__
+        and (fn.__doc__ or "").startswith(("Hard", "Metrics:"))
+    ]
+    assert len(RULES) == len(defined) == 31
+    assert [r.fn for r in RULES] == sorted(defined, key=lambda fn: fn.__code__.co_firstlineno)
+    assert [r.name for r in RULES] == [r.fn.__name__ for r in RULES]
+    assert len({r.name for r in RULES}) == len(RULES)
+    assert [r.name for r in RULES][-3:] == list(METRIC_RULES)
+
+
+def test_codes_are_derived_from_the_registry_in_the_doc_order():
+    assert CODES == codes_of(RULES)
+    assert len(set(CODES)) == len(CODES)
+    # The registry's order is the doc table's, so reports group codes in the doc's order.
+    assert list(CODES) == _doc_codes_in_order()
+
+
+def test_only_the_metric_rules_share_a_code():
+    owners: dict[str, list[str]] = defaultdict(list)
+    for r in RULES:
+        for code in r.codes:
+            owners[code].append(r.name)
+    shared = {code: names for code, names in owners.items() if len(names) > 1}
+    assert shared == {"metrics_mismatch": list(METRIC_RULES)}
+    assert {r.name for r in RULES if r.shared} == set(METRIC_RULES)
+    validate_rules(RULES)
+
+
+def _emitted_codes(fn) -> list[object]:
+    """The first argument of every `_v(...)` / `Violation(...)` call in the function's source."""
+    tree = ast.parse(inspect.getsource(fn))
+    return [
+        node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+        and node.func.id in ("_v", "Violation")
+    ]
+
+
+@pytest.mark.parametrize("r", RULES, ids=lambda r: r.name)
+def test_each_rule_reports_exactly_the_codes_it_declares(r: Rule):
+    # Statically, so that a branch no mutation reaches cannot report an undeclared code either.
+    emitted = _emitted_codes(r.fn)
+    assert all(isinstance(code, str) for code in emitted), f"{r.name} builds a code at run time"
+    assert set(emitted) == set(r.codes), r.name
+
+
+def test_violations_are_made_only_inside_rules():
+    # Outside the registered rules, only `_v` itself builds a Violation: a helper reporting one
+    # would be reporting for a rule that did not declare its code.
+    tree = ast.parse(inspect.getsource(check_module))
+    rule_names = {r.name for r in RULES}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name not in rule_names | {"_v"}:
+            calls = [n for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                     and n.func.id in ("_v", "Violation")]
+            assert not calls, f"{node.name} builds a Violation but is not a registered rule"
+
+
+def test_check_plan_refuses_a_code_the_rule_did_not_declare(monkeypatch):
+    # The real wait rule, declared with the wrong code: it runs fine while it finds nothing...
+    rules = tuple(dataclasses.replace(r, codes=("wait_too_long_typo",))
+                  if r.name == "wait_not_too_long" else r for r in RULES)
+    monkeypatch.setattr(check_module, "RULES", rules)
+    scenario, plan = base_scenario(), valid_plan()
+    assert check_plan(scenario, plan).ok
+    # ...and the first time it reports, check_plan raises instead of returning a report.
+    move(plan, "P006-htn", hm="09:45")
+    plan.metrics = recompute_metrics(scenario, plan)
+    with pytest.raises(UndeclaredCodeError, match="wait_not_too_long reported wait_too_long"):
+        check_plan(scenario, plan)
+
+
+def test_check_plan_refuses_a_rule_reporting_another_rules_code(monkeypatch):
+    def mislabelled(c) -> list[Violation]:
+        return [Violation("bad_times", "reported under another rule's code")]
+
+    rogue = Rule("rogue", ("outside_horizon_extra",), mislabelled)
+    monkeypatch.setattr(check_module, "RULES", RULES + (rogue,))
+    with pytest.raises(UndeclaredCodeError, match="rogue reported bad_times"):
+        check_plan(base_scenario(), valid_plan())
+
+
+def _no_violations(c) -> list[Violation]:
+    return []
+
+
+@pytest.mark.parametrize(
+    "rules, problem",
+    [
+        pytest.param((Rule("a", ("x",), _no_violations), Rule("b", ("x",), _no_violations)),
+                     "code x is declared by a, b", id="same-code-two-rules"),
+        pytest.param((Rule("a", ("x",), _no_violations, shared=True), Rule("b", ("y", "x"), _no_violations)),
+                     "code x is declared by a, b", id="same-code-only-one-shared"),
+        pytest.param((Rule("a", ("x",), _no_violations), Rule("a", ("y",), _no_violations)),
+                     "rule a is registered 2 times", id="same-name-twice"),
+        pytest.param((Rule("a", (), _no_violations),), "rule a declares no code", id="no-code"),
+        pytest.param((Rule("a", ("x", "x"), _no_violations),), "rule a declares a code twice",
+                     id="code-twice"),
+    ],
+)
+def test_registry_refuses_codes_declared_twice(rules, problem):
+    with pytest.raises(ValueError, match=problem):
+        validate_rules(rules)
+
+
+def test_registry_allows_a_code_shared_by_shared_rules_only():
+    validate_rules((Rule("a", ("x",), _no_violations, shared=True),
+                    Rule("b", ("x",), _no_violations, shared=True)))
+
+
+def test_check_plan_refuses_a_registry_with_a_code_declared_twice(monkeypatch):
+    # A second rule claiming an existing code, not marked shared: the registry is refused.
+    twin = Rule("room_open_again", ("room_closed",), _no_violations)
+    monkeypatch.setattr(check_module, "RULES", RULES + (twin,))
+    with pytest.raises(ValueError, match="code room_closed is declared by room_open, room_open_again"):
+        check_plan(base_scenario(), valid_plan())
+
+
+def test_rule_decorator_registers_in_order_and_returns_the_function(monkeypatch):
+    monkeypatch.setattr(check_module, "_REGISTERED", [])
+
+    @rule(codes=("first_code",))
+    def first(c) -> list[Violation]:
+        return []
+
+    @rule(codes=("metrics_mismatch",), shared=True)
+    def second(c) -> list[Violation]:
+        return []
+
+    assert check_module._REGISTERED == [Rule("first", ("first_code",), first),
+                                        Rule("second", ("metrics_mismatch",), second, shared=True)]
+    assert first(None) == [] and callable(second)
+    with pytest.raises(TypeError):
+        rule(codes="first_code")  # a bare string would declare one code per letter
 
 
 # ---------------------------------------------------------------------------------------------
