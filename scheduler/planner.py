@@ -44,6 +44,16 @@ class PlanningProgress:
     patients_booked: int | None = None  # patients with every due review booked, same plan
 
 
+def bound_scope(scenario: Scenario) -> str:
+    """In words, which plans `best_bound` is a lower bound of (docs/optimiser.md): the grouping
+    of reviews into sittings is chosen before solving, and under the hard room rule so is each
+    clinician session's room."""
+    rooms = (" and gives each clinician session the room it is allocated before solving"
+             if scenario.visit_rules.clinician_room_per_session == "hard" else "")
+    return ("A lower bound on the objective of every plan that groups each patient's reviews into "
+            f"the sittings this plan uses{rooms}; a plan grouping them otherwise could cost less.")
+
+
 def schedule_days(inst: Instance, bundles: list[Bundle], assignment: dict) -> Daybook:
     """Timetable the master's choice day by day; re-place greedily whatever does not fit."""
     book = Daybook(inst)
@@ -361,6 +371,9 @@ def make_plan(
             method=method,
             objective=objective,
             best_bound=bound,
+            bound_source=result.bound_source,
+            bound_sources=result.bound_sources,
+            bound_scope=bound_scope(scenario),
             gap=gap,
             wall_seconds=round(stage_started[0] - started, 3),  # the clock the stages were lapped on
             stage_seconds=stage_seconds,

@@ -19,6 +19,7 @@ anything is booked, so the floor adds one session unless leaving everything unbo
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
@@ -76,14 +77,24 @@ def nothing_booked(bundle: Bundle) -> int:
     return sum(unbooked_weight(bundle.priority) * s.reviews for s in bundle.steps)
 
 
-def exact_standalone_floor(inst: Instance, bundles: list[Bundle], seed: int = 0,
-                           deadline: float | None = None) -> tuple[int, list[int]]:
-    """The exact standalone floor of all bundles, and each bundle's own (the improvement pass
-    starts with the bundles furthest above theirs).
+@dataclass(frozen=True)
+class Floors:
+    """The exact standalone floor: `total` (a bound on the whole objective), each bundle's floor
+    with its session shares (`bundle_floors`, which the improvement pass compares against) and
+    each bundle's floor on its own terms alone, sessions aside (`own_floors`, the LP's cuts)."""
 
-    Two valid figures, the larger kept: the bundles' floors with their session shares (every
+    total: int
+    bundle_floors: list[int]
+    own_floors: list[int]
+
+
+def exact_floors(inst: Instance, bundles: list[Bundle], seed: int = 0, deadline: float | None = None) -> Floors:
+    """Every bundle's exact standalone floor, and their total.
+
+    Two valid totals, the larger kept: the bundles' floors with their session shares (every
     session term accounted for by shares), and the floors without shares plus one session when
-    anything is booked (better when the shares add up to less than one session).
+    anything is booked (better when the shares add up to less than one session). A bundle's own
+    terms are at least its floor with shares less the largest share it could carry.
     Bundles not reached by `deadline` (a `time.monotonic()` moment; None: no deadline) keep the
     floor 0, which every objective term respects, so the figure stays a valid bound.
     """
@@ -92,4 +103,12 @@ def exact_standalone_floor(inst: Instance, bundles: list[Bundle], seed: int = 0,
     with_shares = sum(scaled for scaled, _most in each) // SCALE
     without = sum(scaled - most for scaled, most in each) // SCALE
     one_session = min(without + SESSION_USED, sum(nothing_booked(b) for b in bundles))
-    return max(with_shares, one_session), [scaled // SCALE for scaled, _most in each]
+    return Floors(max(with_shares, one_session), [scaled // SCALE for scaled, _most in each],
+                  [max(0, (scaled - most) // SCALE) for scaled, most in each])
+
+
+def exact_standalone_floor(inst: Instance, bundles: list[Bundle], seed: int = 0,
+                           deadline: float | None = None) -> tuple[int, list[int]]:
+    """`exact_floors`' total and each bundle's floor with its session shares."""
+    floors = exact_floors(inst, bundles, seed, deadline)
+    return floors.total, floors.bundle_floors

@@ -13,8 +13,9 @@ from scheduler.budget import Budget
 from scheduler.domain import SolverSettings
 from scheduler.instance import Instance
 from scheduler.model import constraints
-from scheduler.model.floor import exact_standalone_floor
+from scheduler.model.floor import exact_floors, nothing_booked
 from scheduler.model.objective import add_objective, standalone_floor
+from scheduler.model.relaxation import LpBound, lp_bound
 from scheduler.model.variables import Option, add_complete_hint, build_variables
 from scheduler.steps import Bundle
 
@@ -40,6 +41,17 @@ class SolveResult:
     wall_seconds: float
     assignment: dict[tuple[int, int], Option]  # (bundle index, step index) -> (day, site)
     bundle_floors: list[int] = field(default_factory=list)  # each bundle's exact standalone floor
+    bound_sources: dict[str, int] = field(default_factory=dict)  # every bound computed, by source
+    lp: LpBound | None = None
+
+    @property
+    def bound_source(self) -> str:
+        """The source of `best_bound`: the first in BOUND_SOURCES' order that reaches it."""
+        return next((s for s in BOUND_SOURCES if self.bound_sources.get(s) == self.best_bound), "")
+
+
+# Reported in this order; on a tie the first named is given as the source.
+BOUND_SOURCES = ("cp_sat_master", "lp_relaxation", "exact_standalone_floor", "simple_standalone_floor")
 
 
 class _Reporter(cp_model.CpSolverSolutionCallback):
@@ -62,6 +74,9 @@ class _Reporter(cp_model.CpSolverSolutionCallback):
     def _emit(self) -> None:
         if self._on_progress:
             self._on_progress(SolverProgress(time.monotonic() - self._start, self.objective, self.bound))
+
+
+LP_SHARE = 0.5
 
 
 def _floor(value: float) -> int:
@@ -88,16 +103,30 @@ def solve_master(
     v = build_variables(model, inst, bundles)
     # Valid lower bounds that do not depend on the master's search (docs/optimiser.md); the
     # time they take comes out of the master's time limit.
-    exact, bundle_floors = exact_standalone_floor(inst, bundles, settings.seed, budget.floor_deadline)
-    floor = max(standalone_floor(inst, v), exact)
+    floors = exact_floors(inst, bundles, settings.seed, budget.floor_deadline)
+    bundle_floors = floors.bundle_floors
+    sources = {"simple_standalone_floor": standalone_floor(inst, v), "exact_standalone_floor": floors.total}
+    floor = max(sources.values())
     if on_progress:
         on_progress(SolverProgress(time.monotonic() - started, None, floor))
     in_time = lambda: not Budget.passed(budget.master_deadline)  # noqa: E731
     if not (constraints.add_constraints(model, inst, v, still_in_time=in_time) and in_time()):
         # No time left to search: the floors are still valid bounds, and the greedy and its
         # improvement make the plan. Building the rest would only overrun the limit.
-        return SolveResult("NOT_SEARCHED", None, floor, time.monotonic() - started, {}, bundle_floors)
+        return SolveResult("NOT_SEARCHED", None, floor, time.monotonic() - started, {}, bundle_floors, sources)
     add_objective(model, inst, v)
+    # The capacity-aware bound (scheduler.model.relaxation) comes before the search, as the
+    # search's own relaxation seldom finishes on two workers; it may use up to LP_SHARE of
+    # what is left of the master's time.
+    lp = lp_bound(model, v, floors.own_floors, [nothing_booked(b) for b in bundles],
+                  time.monotonic() + LP_SHARE * Budget.left(budget.master_deadline), settings.workers)
+    if lp.bound is not None:
+        sources["lp_relaxation"] = lp.bound
+        floor = max(floor, lp.bound)
+        if on_progress:
+            on_progress(SolverProgress(time.monotonic() - started, None, floor))
+    if Budget.passed(budget.master_deadline):
+        return SolveResult("NOT_SEARCHED", None, floor, time.monotonic() - started, {}, bundle_floors, sources, lp)
     if hint:
         add_complete_hint(model, v, hint)
 
@@ -119,11 +148,15 @@ def solve_master(
         for (b, k, opt), x in v.x.items():
             if solver.value(x):
                 assignment[(b, k)] = opt
+    if math.isfinite(solver.best_objective_bound):  # proven even when no solution was found
+        sources["cp_sat_master"] = _floor(solver.best_objective_bound)
     return SolveResult(
         status=solver.status_name(status),
         objective=round(solver.objective_value) if found else None,
-        best_bound=max(_floor(solver.best_objective_bound), floor),
+        best_bound=max(sources.values()),
         wall_seconds=wall,
         assignment=assignment,
         bundle_floors=bundle_floors,
+        bound_sources=sources,
+        lp=lp,
     )
