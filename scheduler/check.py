@@ -891,14 +891,29 @@ def one_visit_per_trip(c: _Ctx) -> list[Violation]:
     return out
 
 
+@rule(codes=("second_trip_same_day",))
+def one_trip_a_day(c: _Ctx) -> list[Violation]:
+    """Hard: a patient makes at most one trip a day. Two sites on one day is two journeys for a
+    patient whose reviews the plan exists to bring together; the master and the day book never
+    make it, so a bound that assumes it is honest only if the checker refuses it too."""
+    sites: dict[tuple[str, dt.date], set[str]] = defaultdict(set)
+    for (pid, day, site) in _trips(c):
+        sites[(pid, day)].add(site)
+    return [Violation("second_trip_same_day", f"{len(where)} trips on {day}, to {', '.join(sorted(where))}",
+                      None, pid)
+            for (pid, day), where in sorted(sites.items()) if len(where) > 1]
+
+
 @rule(codes=("visit_too_long",))
 def visit_not_too_long(c: _Ctx) -> list[Violation]:
-    """Hard: a consolidated visit spans at most max_visit_minutes."""
+    """Hard: every visit spans at most max_visit_minutes, an opted-out patient's separate
+    appointment and a blood-draw trip included: the engine books none longer, and a review too
+    long for any visit is reported unbooked as `longer_than_a_visit`."""
     limit = c.rules.max_visit_minutes
     out = []
     for v in c.plan.visits:
         xs = _visit_members(c, v)
-        if v.purpose != "consolidated" or not xs:
+        if not xs:
             continue
         span = minutes(max(x.e for x in xs) - min(x.s for x in xs))
         if span > limit + FLOAT_TOLERANCE:

@@ -94,6 +94,8 @@ def summary_table(plan: Plan) -> Table:
         ("One trip in all, draw included", "one_trip_share", "{:.1%}"),
         ("Continuity with named clinician", "continuity_rate", "{:.1%}"),
         ("Patient hours (travel + visit)", "patient_hours", "{:.1f}"),
+        ("Waiting between steps (min)", "patient_wait_minutes", "{}"),
+        ("  per visit of two or more steps", "wait_minutes_per_multi_step_visit", "{:.1f}"),
         ("Clinician minutes", "clinician_minutes", "{}"),
     ]
     for label, field, fmt in rows:
@@ -112,10 +114,14 @@ def print_summary(plan: Plan) -> None:
             f"{c.clinician_minutes_saved} clinician minutes through shared review components."
         )
     s = plan.solver
+    source = f" (from the {s.bound_source.replace('_', ' ')})" if s.bound_source else ""
     console.print(
-        f"Solver: {s.status} via {s.method}; objective {s.objective}, bound {s.best_bound}, "
-        f"gap {s.gap:.2%}, {s.wall_seconds:.1f} s on {s.workers} worker(s), seed {s.seed}."
+        f"Solver: {s.status} via {s.method}; objective {s.objective}, bound {s.best_bound}{source}, "
+        f"gap {s.gap:.2%}, {s.wall_seconds:.1f} s on {s.workers} worker(s), seed {s.seed}.",
+        markup=False,
     )
+    if s.bound_scope:
+        console.print(f"The bound is {s.bound_scope[0].lower()}{s.bound_scope[1:]}", markup=False)
     if plan.unbooked:
         console.print(f"[bold yellow]{len(plan.unbooked)} review(s) not booked:[/]")
         for u in plan.unbooked:

@@ -322,6 +322,28 @@ def _trip_split_in_two(s, p):
     resync(p)
 
 
+def _second_site_same_day(s, p):
+    """P005's SMR review moved to 22 March, the day of their COPD review at riverside, at a
+    second site (hilltop) where gp-khan is rostered that day and P005 can go: two trips."""
+    riverside = next(x for x in s.sites if x.id == "riverside")
+    room = next(r for r in s.rooms if r.id == "rs-consult1")
+    session = next(x for x in s.sessions if x.clinician_id == "gp-khan")
+    patients = [x.model_copy(update={"reachable_sites": [*x.reachable_sites, x.reachable_sites[0].model_copy(
+                    update={"site_id": "hilltop"})]}) if x.id == "P005" else x for x in s.patients]
+    s = s.model_copy(update={
+        "sites": [*s.sites, riverside.model_copy(update={"id": "hilltop", "name": "Hilltop"})],
+        "rooms": [*s.rooms, room.model_copy(update={"id": "ht-consult", "site_id": "hilltop"})],
+        "sessions": [*s.sessions, session.model_copy(update={
+            "site_id": "hilltop", "date": dt.date(2027, 3, 22), "room_id": None,
+            "start": dt.time(13, 30), "end": dt.time(17, 0)})],
+        "patients": patients,
+    })
+    a = find(p, "P005-smr")
+    a.site_id, a.room_id = "hilltop", "ht-consult"
+    move(p, "P005-smr", "2027-03-22", "14:00")
+    return s
+
+
 def _named_room_elsewhere(s, p):
     """pn-ellis's 22 March session names rs-consult2; P005's COPD review is in rs-nurse."""
     sessions = [x.model_copy(update={"room_id": "rs-consult2"})
@@ -415,6 +437,7 @@ CASES = [
     pytest.param(Case("draw_trip_not_needed", _draw_trip_with_no_results_needed),
                  id="draw_trip_not_needed-no-results-first"),
     pytest.param(Case("trip_split", _trip_split_in_two), id="trip_split-one-day-two-visits"),
+    pytest.param(Case("second_trip_same_day", _second_site_same_day), id="second_trip_same_day-two-sites"),
     pytest.param(Case("opted_out_combined", _opted_out_combined), id="opted_out_combined"),
     pytest.param(Case("visit_inconsistent", lambda s, p: _set(find_visit(p, "V-P003"), purpose="separate")),
                  id="visit_inconsistent-wrong-purpose"),
@@ -446,6 +469,17 @@ def test_each_mutation_reports_its_code(case: Case):
     report = check_plan(scenario, plan)
     assert case.code in codes(report), format_report(report)
     assert codes(report) == {case.code} | case.also, format_report(report)
+
+
+def test_visit_too_long_covers_separate_visits():
+    """An opted-out patient's separate appointment is a visit like any other: at most
+    max_visit_minutes (P005's SMR review lasts 30 minutes; the limit is set to 25)."""
+    scenario, plan = base_scenario(), valid_plan()
+    scenario = scenario.model_copy(update={
+        "visit_rules": scenario.visit_rules.model_copy(update={"max_visit_minutes": 25})})
+    report = check_plan(scenario, plan)
+    too_long = {v.patient_id for v in report.violations if v.code == "visit_too_long"}
+    assert "P005" in too_long and find_visit(plan, "V-P005-2").purpose == "separate", format_report(report)
 
 
 def test_metrics_mismatch_names_the_field():
@@ -542,7 +576,7 @@ def test_registry_holds_every_rule_function_once_in_definition_order():
         if inspect.isfunction(fn) and fn.__module__ == check_module.__name__
         and (fn.__doc__ or "").startswith(("Hard", "Metrics:"))
     ]
-    assert len(RULES) == len(defined) == 31
+    assert len(RULES) == len(defined) == 32
     assert [r.fn for r in RULES] == sorted(defined, key=lambda fn: fn.__code__.co_firstlineno)
     assert [r.name for r in RULES] == [r.fn.__name__ for r in RULES]
     assert len({r.name for r in RULES}) == len(RULES)
