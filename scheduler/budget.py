@@ -3,7 +3,7 @@
 `solver.time_limit_seconds` is the time a manager or an API job waits for the whole optimisation
 (greedy warm start and baselines, floors, master, timetabling, improvement, plan assembly), not
 only CP-SAT's part of it. Each stage asks the budget for its own deadline; the anytime stages
-(exact floors, the CP-SAT master, the improvement pass) stop at theirs and keep what they have,
+(exact floors, the CP-SAT master, the improvement pass, compaction) stop at theirs and keep what they have,
 so the plan is ready within the limit plus what the unstoppable stages (greedy, timetabling,
 assembly) take beyond their share — measured by `benchmarks/solve_samples.py`.
 """
@@ -17,9 +17,14 @@ FLOOR_SHARE = 0.45
 """Exact standalone floors may use up to this share of the limit (they are anytime: a bundle not
 reached keeps the floor 0, still a valid bound)."""
 
-AFTER_MASTER_SHARE = 0.25
-"""Share of the limit kept after the master for timetabling, improvement and assembly: the
-improvement pass takes about 1 s per candidate on the practice month, 5–10 s on the PCN month."""
+AFTER_MASTER_SHARE = 0.30
+"""Share of the limit kept after the master for timetabling, improvement, compaction and
+assembly: the improvement pass takes about 1 s per candidate on the practice month, 5–10 s on
+the PCN month."""
+
+COMPACT_SHARE = 0.12
+"""Share of the limit kept for compacting the chosen plan's visits (`scheduler.compact`): its
+waiting pass takes about 1 s on the practice month and 10 s on the PCN month."""
 
 ASSEMBLY_SECONDS = 0.5
 """Kept after the improvement pass for unbooked reasons, metrics and the plan itself."""
@@ -51,7 +56,15 @@ class Budget:
 
     @property
     def improve_deadline(self) -> float:
-        return max(self.started, self.end - min(ASSEMBLY_SECONDS, 0.05 * self.limit_seconds))
+        return max(self.started, self.at(1.0 - COMPACT_SHARE) - self._assembly)
+
+    @property
+    def compact_deadline(self) -> float:
+        return max(self.started, self.end - self._assembly)
+
+    @property
+    def _assembly(self) -> float:
+        return min(ASSEMBLY_SECONDS, 0.05 * self.limit_seconds)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started

@@ -137,13 +137,13 @@ class SolverStats(PlanModel):
     gap: float = Field(description="(objective - best_bound) / objective; 0 is proven optimal.")
     wall_seconds: float = Field(
         description="Wall-clock seconds of the whole optimisation (greedy, baselines, floors, master, "
-        "timetabling, improvement, assembly); kept within time_limit_seconds (docs/optimiser.md). "
+        "timetabling, improvement, compaction, assembly); kept within time_limit_seconds (docs/optimiser.md). "
         "Loading, checking and writing are outside it."
     )
     stage_seconds: dict[str, float] = Field(
         default_factory=dict,
         description="wall_seconds by stage: greedy, baselines, master (floors included), "
-        "timetabling, improvement, assembly.",
+        "timetabling, improvement, compaction, assembly.",
     )
     time_limit_seconds: float
     workers: int

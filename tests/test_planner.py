@@ -221,7 +221,7 @@ def test_same_plan_in_separate_processes_whatever_the_hash_seed(tmp_path):
     for plan in plans:
         plan.solver.wall_seconds = 0
         assert set(plan.solver.stage_seconds) == {"greedy", "baselines", "master", "timetabling", "improvement",
-                                                  "assembly"}
+                                                  "compaction", "assembly"}
         plan.solver.stage_seconds = {}
     assert plans[0] == plans[1]
     tutorial = Scenario.model_validate(yaml.safe_load((ROOT / "sample_rosters/tutorial.yaml").read_text()))
