@@ -29,6 +29,7 @@ import math
 import os
 import tempfile
 import time
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,14 +64,15 @@ class LpBound:
 
 
 class _Rows:
-    """A linear program's rows as flat arrays (MathOpt's sparse matrix), built row by row."""
+    """A linear program's rows as flat arrays (MathOpt's sparse matrix), built row by row.
+    Typed arrays, not lists: a 2,000-patient master has millions of entries."""
 
     def __init__(self) -> None:
-        self.lower: list[float] = []
-        self.upper: list[float] = []
-        self.row_ids: list[int] = []
-        self.column_ids: list[int] = []
-        self.coefficients: list[float] = []
+        self.lower = array("d")
+        self.upper = array("d")
+        self.row_ids = array("q")
+        self.column_ids = array("q")
+        self.coefficients = array("d")
 
     def add(self, terms: dict[int, float], lower: float, upper: float) -> None:
         row = len(self.lower)
