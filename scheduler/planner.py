@@ -245,6 +245,18 @@ def improve(inst: Instance, bundles: list[Bundle], bookings: list[Booking], floo
     return book.bookings
 
 
+def own_costs(inst: Instance, bundles: list[Bundle], bookings: list[Booking]) -> list[int]:
+    """Each bundle's own objective terms in these bookings, sessions aside."""
+    mine: dict[str, list[Booking]] = defaultdict(list)
+    for bk in bookings:
+        mine[bk.bundle_id].append(bk)
+    costs = []
+    for bundle in bundles:
+        own = evaluate(inst, [bundle], mine.get(bundle.id, []))
+        costs.append(own.total - own.sessions)
+    return costs
+
+
 def hint_from(bundles: list[Bundle], bookings: list[Booking]) -> dict[tuple[int, int], tuple[int, str]]:
     index = {(bundle.id, step.key): (b, k) for b, bundle in enumerate(bundles) for k, step in enumerate(bundle.steps)}
     return {index[(bk.bundle_id, bk.step.key)]: (bk.day, bk.site_id) for bk in bookings}
@@ -320,7 +332,8 @@ def make_plan(
     def on_solver(p: SolverProgress) -> None:
         report("solving", p.objective if p.objective is not None else greedy_score, p.bound)
 
-    result = solve_master(inst, bundles, settings, hint_from(bundles, greedy), on_solver, budget)
+    result = solve_master(inst, bundles, settings, hint_from(bundles, greedy), on_solver, budget,
+                          own_costs(inst, bundles, greedy))
     lap("master")
     report("timetabling", result.objective, result.best_bound)
     candidates = [(greedy, "greedy consolidator")]

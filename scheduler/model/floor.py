@@ -88,23 +88,31 @@ class Floors:
     own_floors: list[int]
 
 
-def exact_floors(inst: Instance, bundles: list[Bundle], seed: int = 0, deadline: float | None = None) -> Floors:
+def exact_floors(inst: Instance, bundles: list[Bundle], seed: int = 0, deadline: float | None = None,
+                 simple: list[int] | None = None, order: list[int] | None = None) -> Floors:
     """Every bundle's exact standalone floor, and their total.
 
+    Bundles are solved in `order` (indices; default: as given), so that when `deadline` (a
+    `time.monotonic()` moment; None: no deadline) cuts the work short, the bundles where the
+    exact floor gains most have been done. A bundle's figure is never below its simple floor
+    (`simple[b]`, `objective.simple_bundle_floors`; both are lower bounds on its own terms, so
+    their larger is too), and a bundle not reached keeps just that (0 without `simple`).
     Two valid totals, the larger kept: the bundles' floors with their session shares (every
     session term accounted for by shares), and the floors without shares plus one session when
     anything is booked (better when the shares add up to less than one session). A bundle's own
     terms are at least its floor with shares less the largest share it could carry.
-    Bundles not reached by `deadline` (a `time.monotonic()` moment; None: no deadline) keep the
-    floor 0, which every objective term respects, so the figure stays a valid bound.
     """
-    each = [exact_bundle_floor(inst, bundle, seed) if not Budget.passed(deadline) else (0, 0)
-            for bundle in bundles]
-    with_shares = sum(scaled for scaled, _most in each) // SCALE
-    without = sum(scaled - most for scaled, most in each) // SCALE
-    one_session = min(without + SESSION_USED, sum(nothing_booked(b) for b in bundles))
-    return Floors(max(with_shares, one_session), [scaled // SCALE for scaled, _most in each],
-                  [max(0, (scaled - most) // SCALE) for scaled, most in each])
+    simple = simple or [0] * len(bundles)
+    each: list[tuple[int, int]] = [(0, 0)] * len(bundles)
+    for b in (order if order is not None else range(len(bundles))):
+        if Budget.passed(deadline):
+            break
+        each[b] = exact_bundle_floor(inst, bundles[b], seed)
+    with_shares = [max(scaled, SCALE * simple[b]) for b, (scaled, _most) in enumerate(each)]
+    own = [max(scaled - most, SCALE * simple[b], 0) for b, (scaled, most) in enumerate(each)]
+    one_session = min(sum(own) // SCALE + SESSION_USED, sum(nothing_booked(b) for b in bundles))
+    return Floors(max(sum(with_shares) // SCALE, one_session), [x // SCALE for x in with_shares],
+                  [x // SCALE for x in own])
 
 
 def exact_standalone_floor(inst: Instance, bundles: list[Bundle], seed: int = 0,

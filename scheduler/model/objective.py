@@ -162,41 +162,55 @@ def add_objective(model: cp_model.CpModel, inst: Instance, v: MasterVars) -> Non
     model.minimize(master_objective(inst, v))
 
 
-def standalone_floor(inst: Instance, v: MasterVars) -> int:
-    """Sum over bundles of each one's best cost with the roster to itself: a valid lower bound.
+def simple_bundle_floors(inst: Instance, v: MasterVars) -> list[int]:
+    """Each bundle's best cost with the roster to itself, priced part by part, sessions aside: a
+    lower bound on that bundle's own objective terms in every plan.
 
-    Capacity shared with other patients can only add cost, and every objective term belongs to one
-    bundle except sessions (at least one if anything is booked). It assumes, as the weights ensure
+    Capacity shared with other patients can only add cost. It assumes, as the weights ensure
     for any horizon under a year, that booking a bookable review always beats leaving it out
     (100,000 per review against at most two trips and their priority days).
     """
-    total, anything_booked = 0, False
+    floors = []
     for b, bundle in enumerate(v.bundles):
         patient = inst.patients[bundle.patient_id]
         named = inst.named_clinician(bundle.patient_id)
-        draw_possible = bundle.draw is not None and bool(v.options[(b, 0)])
-        bookable = {
-            k for k, s in enumerate(bundle.steps)
-            if s.reviews and v.options[(b, k)] and (draw_possible or not s.needs_draw)
-        }
+        bookable = _bookable(v, b)
         weight = unbooked_weight(bundle.priority)
-        total += sum(weight * s.reviews for k, s in enumerate(bundle.steps) if s.reviews and k not in bookable)
-        if not bookable:
-            continue
-        lagged = any(bundle.steps[k].lag_working_days and bundle.steps[k].needs_draw for k in bookable)
-        trips = 2 if lagged else 1
-        nearest = min(inst.travel.get((patient.id, r.site_id), 0) for r in patient.reachable_sites)
-        total += trips * (VISIT + TRAVEL_MINUTE * 2 * nearest * (1 + bundle.priority)) + REVIEW_VISIT
-        for k in bookable:
-            step = bundle.steps[k]
-            if not step.reviews:
-                continue
-            total += min(
-                PRIORITY_DAY * bundle.priority * (day - step.first_day)
-                + (CONTINUITY_MISS * step.reviews if named and not (
-                    any(named in part for part in step.parts)
-                    and named in inst.on_shift.get((day, site), [])) else 0)
-                for day, site in v.options[(b, k)]
-            )
-        anything_booked = True
-    return total + (SESSION_USED if anything_booked else 0)
+        total = sum(weight * s.reviews for k, s in enumerate(bundle.steps) if s.reviews and k not in bookable)
+        if bookable:
+            lagged = any(bundle.steps[k].lag_working_days and bundle.steps[k].needs_draw for k in bookable)
+            trips = 2 if lagged else 1
+            nearest = min(inst.travel.get((patient.id, r.site_id), 0) for r in patient.reachable_sites)
+            total += trips * (VISIT + TRAVEL_MINUTE * 2 * nearest * (1 + bundle.priority)) + REVIEW_VISIT
+            for k in bookable:
+                step = bundle.steps[k]
+                total += min(
+                    PRIORITY_DAY * bundle.priority * (day - step.first_day)
+                    + (CONTINUITY_MISS * step.reviews if named and not (
+                        any(named in part for part in step.parts)
+                        and named in inst.on_shift.get((day, site), [])) else 0)
+                    for day, site in v.options[(b, k)]
+                )
+        floors.append(total)
+    return floors
+
+
+def _bookable(v: MasterVars, b: int) -> set[int]:
+    """The review steps of bundle b that have somewhere to go, their draw too if they need it."""
+    bundle = v.bundles[b]
+    draw_possible = bundle.draw is not None and bool(v.options[(b, 0)])
+    return {k for k, s in enumerate(bundle.steps)
+            if s.reviews and v.options[(b, k)] and (draw_possible or not s.needs_draw)}
+
+
+def anything_bookable(v: MasterVars) -> bool:
+    """Whether some review step could be booked (then a plan books something, as the weights
+    ensure, and holds at least one session)."""
+    return any(_bookable(v, b) for b in range(len(v.bundles)))
+
+
+def standalone_floor(inst: Instance, v: MasterVars) -> int:
+    """Sum over bundles of `simple_bundle_floors`, plus one session when anything is bookable:
+    a valid lower bound on every plan (every objective term belongs to one bundle except
+    sessions, at least one if anything is booked)."""
+    return sum(simple_bundle_floors(inst, v)) + (SESSION_USED if anything_bookable(v) else 0)

@@ -14,7 +14,7 @@ from scheduler.domain import SolverSettings
 from scheduler.instance import Instance
 from scheduler.model import constraints
 from scheduler.model.floor import exact_floors, nothing_booked
-from scheduler.model.objective import add_objective, standalone_floor
+from scheduler.model.objective import add_objective, simple_bundle_floors, standalone_floor
 from scheduler.model.relaxation import LpBound, lp_bound
 from scheduler.model.variables import Option, add_complete_hint, build_variables
 from scheduler.steps import Bundle
@@ -90,12 +90,14 @@ def solve_master(
     hint: dict[tuple[int, int], Option] | None = None,
     on_progress: Callable[[SolverProgress], None] | None = None,
     budget: Budget | None = None,
+    greedy_costs: list[int] | None = None,
 ) -> SolveResult:
     """Solve the CP-SAT master over (day, site) with the floors; see docs/optimiser.md.
 
     `budget` (default: `settings.time_limit_seconds` from now) sets the deadlines: the exact
     floors stop at `budget.floor_deadline`, the search at `budget.master_deadline`, model
-    building included.
+    building included. `greedy_costs[b]` (bundle b's own objective terms in the warm start,
+    sessions aside) orders the exact floors: furthest above the simple floor first.
     """
     started = time.monotonic()
     budget = budget or Budget(settings.time_limit_seconds, started)
@@ -103,7 +105,12 @@ def solve_master(
     v = build_variables(model, inst, bundles)
     # Valid lower bounds that do not depend on the master's search (docs/optimiser.md); the
     # time they take comes out of the master's time limit.
-    floors = exact_floors(inst, bundles, settings.seed, budget.floor_deadline)
+    simple = simple_bundle_floors(inst, v)
+    # The exact floors go furthest above the simple ones where the warm start costs most above
+    # them (a review it could not book is 100,000): those first, so a cut-short run keeps them.
+    gains = greedy_costs or [0] * len(bundles)
+    order = sorted(range(len(bundles)), key=lambda b: (simple[b] - gains[b], b))
+    floors = exact_floors(inst, bundles, settings.seed, budget.floor_deadline, simple, order)
     bundle_floors = floors.bundle_floors
     sources = {"simple_standalone_floor": standalone_floor(inst, v), "exact_standalone_floor": floors.total}
     floor = max(sources.values())
@@ -120,7 +127,7 @@ def solve_master(
     # what is left of the master's time.
     lp = lp_bound(model, v, floors.own_floors, [nothing_booked(b) for b in bundles],
                   time.monotonic() + LP_SHARE * Budget.left(budget.master_deadline), settings.workers)
-    if lp.bound is not None:
+    if lp.bound is not None and lp.bound > 0:  # an LP stopped at once gives nothing useful
         sources["lp_relaxation"] = lp.bound
         floor = max(floor, lp.bound)
         if on_progress:
