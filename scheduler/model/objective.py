@@ -209,8 +209,10 @@ def anything_bookable(v: MasterVars) -> bool:
     return any(_bookable(v, b) for b in range(len(v.bundles)))
 
 
-def standalone_floor(inst: Instance, v: MasterVars) -> int:
-    """Sum over bundles of `simple_bundle_floors`, plus one session when anything is bookable:
-    a valid lower bound on every plan (every objective term belongs to one bundle except
-    sessions, at least one if anything is booked)."""
-    return sum(simple_bundle_floors(inst, v)) + (SESSION_USED if anything_bookable(v) else 0)
+def standalone_floor(inst: Instance, v: MasterVars, bundle_floors: list[int] | None = None) -> int:
+    """Sum over bundles of `simple_bundle_floors` (pass them as `bundle_floors` when already
+    computed), plus one session when anything is bookable: a valid lower bound on every plan
+    (every objective term belongs to one bundle except sessions, at least one if anything is
+    booked)."""
+    floors = simple_bundle_floors(inst, v) if bundle_floors is None else bundle_floors
+    return sum(floors) + (SESSION_USED if anything_bookable(v) else 0)

@@ -54,7 +54,7 @@ TOLERANCE = 1e-6  # relative: a margin for the rounding of the floating-point su
 @dataclass(frozen=True)
 class LpBound:
     """The LP relaxation's outcome: `bound` (objective units, rounded down; None when the LP did
-    not finish inside its time), GLOP's termination reason, the LP's size and its seconds."""
+    not finish inside its time), PDLP's termination reason, the LP's size and its seconds."""
 
     bound: int | None
     termination: str
@@ -279,11 +279,11 @@ def lp_bound(model: cp_model.CpModel, v: MasterVars, own_floors: list[int], unbo
     `termination` with `bound` None.
     """
     started = time.monotonic()
+    if deadline is not None and Budget.passed(deadline):  # before building: no time, no LP
+        return LpBound(None, "NOT_SEARCHED", 0, 0, 0.0)
     lp = linear_program(model, v, own_floors, unbooked_costs)
     size = (len(lp.variables.ids), len(lp.linear_constraints.ids))
-    left = Budget.left(deadline) if deadline is not None else 3600.0
-    if left <= 0:
-        return LpBound(None, "NOT_SEARCHED", *size, time.monotonic() - started)
+    left = max(Budget.left(deadline), 0.001) if deadline is not None else 3600.0
     params = parameters_pb2.SolveParametersProto(threads=threads)
     params.time_limit.FromNanoseconds(int(left * 1e9))
     try:

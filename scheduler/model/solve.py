@@ -112,7 +112,7 @@ def solve_master(
     order = sorted(range(len(bundles)), key=lambda b: (simple[b] - gains[b], b))
     floors = exact_floors(inst, bundles, settings.seed, budget.floor_deadline, simple, order)
     bundle_floors = floors.bundle_floors
-    sources = {"simple_standalone_floor": standalone_floor(inst, v), "exact_standalone_floor": floors.total}
+    sources = {"simple_standalone_floor": standalone_floor(inst, v, simple), "exact_standalone_floor": floors.total}
     floor = max(sources.values())
     if on_progress:
         on_progress(SolverProgress(time.monotonic() - started, None, floor))
