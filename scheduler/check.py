@@ -502,7 +502,8 @@ def room_at_site(c: _Ctx) -> list[Violation]:
 
 @rule(codes=("room_closed",))
 def room_open(c: _Ctx) -> list[Violation]:
-    """Hard: the appointment lies within the site's opening hours."""
+    """Hard: the appointment lies within the site's opening hours, and its room is not closed
+    (`Scenario.closures`, of the room or its site) at any moment of it."""
     out = []
     for x in c.appts:
         site = c.sites.get(x.a.site_id)
@@ -510,6 +511,14 @@ def room_open(c: _Ctx) -> list[Violation]:
             continue  # reported as site_not_reachable
         if x.start.time() < site.opens or x.end.time() > site.closes or x.end.date() != x.date:
             out.append(_v("room_closed", f"{_hm(x.start)}-{_hm(x.end)} is outside {site.id}'s hours {_hm(site.opens)}-{_hm(site.closes)}", x))
+        start, end = x.start.replace(tzinfo=None), x.end.replace(tzinfo=None)  # both local already
+        for closure in c.scenario.closures:
+            closed = closure.room_id == x.a.room_id or (closure.room_id is None and closure.site_id == x.a.site_id)
+            if closed and closure.start < end and start < closure.end:
+                what = f"room {x.a.room_id}" if closure.room_id else f"site {x.a.site_id}"
+                out.append(_v("room_closed", f"{_hm(x.start)}-{_hm(x.end)} on {x.date}: {what} is closed from "
+                              f"{closure.start.isoformat(timespec='minutes')} to {closure.end.isoformat(timespec='minutes')}"
+                              + (f" ({closure.reason})" if closure.reason else ""), x))
     return out
 
 

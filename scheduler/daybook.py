@@ -113,8 +113,8 @@ class Daybook:
         return [m & ~busy for m in self.inst.shift_masks.get((clinician_id, day, site_id), ())]
 
     def room_free(self, room_id: str, site_id: str, day: int) -> int:
-        """Open slots with nothing booked in the room (holds aside)."""
-        return self.inst.open_mask(site_id) & ~self._busy[("r", room_id, day)]
+        """Open slots (site hours, closures aside) with nothing booked in the room (holds aside)."""
+        return self.inst.open_mask(site_id) & ~self.inst.closed_mask(room_id, day) & ~self._busy[("r", room_id, day)]
 
     def held(self, room_id: str, day: int, besides: frozenset[str] | set[str] = frozenset()) -> int:
         """Slots the room is held by sessions of clinicians not in `besides`."""

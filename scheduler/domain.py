@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 Id = Annotated[
     str,
@@ -57,6 +58,28 @@ LocalTime = Annotated[dt.time, WithJsonSchema({
 })]
 """A clock time, local to Europe/London. JSON Schema's `format: time` would demand a UTC offset,
 which the loader refuses, so the schema states the HH:MM pattern instead."""
+def _local_date_time(value: object) -> object:
+    """Only text or a datetime: a bare number would otherwise be read as a Unix timestamp."""
+    if isinstance(value, dt.datetime) or isinstance(value, str):
+        return value
+    raise ValueError("expected a local date and time such as 2027-03-23T09:00:00")
+
+
+def _to_london(value: dt.datetime) -> dt.datetime:
+    """An offset given anyway is honoured: the instant, as Europe/London wall-clock time."""
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(ZoneInfo("Europe/London")).replace(tzinfo=None)
+
+
+LocalDateTime = Annotated[dt.datetime, BeforeValidator(_local_date_time), AfterValidator(_to_london), WithJsonSchema({
+    "type": "string",
+    "pattern": r"^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$",
+    "description": "Local date and time in Europe/London, ISO 8601 without a UTC offset "
+                   "(2027-03-23T00:00:00).",
+})]
+"""A date and clock time, local to Europe/London (naive); one given with a UTC offset is
+converted to London time."""
 
 Role = Literal[
     "gp",
@@ -155,6 +178,18 @@ class Leave(Strict):
     clinician_id: Id
     start_date: dt.date
     end_date: dt.date
+    reason: Reason = ""
+
+
+class Closure(Strict):
+    """A room, or every room at a site, out of use from `start` to `end` (local times; the end
+    is exclusive): a leak, a power cut, a site shut for the day. Re-planning records a
+    `room_closure` or `site_closure` disruption here (docs/replan.md)."""
+
+    room_id: Id | None = Field(None, description="The room closed (give this or site_id).")
+    site_id: Id | None = Field(None, description="The site closed: every room at it (give this or room_id).")
+    start: LocalDateTime
+    end: LocalDateTime
     reason: Reason = ""
 
 
@@ -319,6 +354,8 @@ class Scenario(Strict):
     clinicians: list[Clinician] = Field(min_length=1)
     sessions: list[RosterSession] = Field(default_factory=list)
     leave: list[Leave] = Field(default_factory=list)
+    closures: list[Closure] = Field(
+        default_factory=list, description="Rooms or sites out of use for a while (docs/replan.md).")
     blood_markers: list[BloodMarker] = Field(default_factory=list)
     shared_components: list[SharedComponent] = Field(default_factory=list)
     review_types: list[ReviewType] = Field(min_length=1)

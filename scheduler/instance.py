@@ -177,6 +177,30 @@ class Instance:
         first, last = self.to_slot_ceil(site.opens), self.to_slot_floor(site.closes)
         return span_mask(first, last - first)
 
+    def closed_mask(self, room_id: str, day: int) -> int:
+        """Slots of the day the room is closed (`Scenario.closures`, its own or its site's); a
+        slot touching a closure counts as closed."""
+        return self._closed.get((room_id, day), 0)
+
+    @cached_property
+    def _closed(self) -> dict[tuple[str, int], int]:
+        s = self.scenario
+        room_site = {room.id: room.site_id for room in s.rooms}
+        result: dict[tuple[str, int], int] = defaultdict(int)
+        for closure in s.closures:
+            rooms = ([closure.room_id] if closure.room_id is not None
+                     else [r for r, site in room_site.items() if site == closure.site_id])
+            for date in dates_between(closure.start.date(), closure.end.date()):
+                if date not in self.day_of:
+                    continue
+                first = (self.to_slot_floor(closure.start.time()) if date == closure.start.date() else 0)
+                last = (self.slots_up(minute_of_day(closure.end.time())) if date == closure.end.date()
+                        else self.slots_per_day)
+                if last > first:
+                    for room_id in rooms:
+                        result[(room_id, self.day_of[date])] |= span_mask(first, last - first)
+        return dict(result)
+
     def patient_mask(self, patient_id: str, day: int) -> int:
         """Slots the patient can attend on a day."""
         return self._patient_masks[patient_id][day]

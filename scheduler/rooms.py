@@ -83,7 +83,7 @@ def allocate(inst: Instance) -> dict[Shift, SessionRoom]:
     """The room every valid roster session holds, cached per instance.
 
     Per (day, site): a session that names its room gets it (unless an earlier session naming it
-    overlaps; validation refuses that). The others are allocated greedily, the session with the
+    overlaps, which validation refuses, or the room is closed during it: `Scenario.closures`). The others are allocated greedily, the session with the
     most to lose first (the largest gap between the scores of its first and second choice). Each
     gets, among the rooms free for its whole span, the one that hosts the most minutes of its
     clinician's due work (`_demand`; a need their earlier sessions' rooms could host counts less:
@@ -115,7 +115,7 @@ def allocate(inst: Instance) -> dict[Shift, SessionRoom]:
         held: dict[str, int] = defaultdict(int)  # room -> slots held by sessions allocated so far
         pending: list[Shift] = []
         for sh in sorted(shifts, key=lambda s: (s.start, s.clinician_id)):
-            if sh.room_id in known and not held[sh.room_id] & sh.mask:
+            if sh.room_id in known and not (held[sh.room_id] | inst.closed_mask(sh.room_id, day)) & sh.mask:
                 held[sh.room_id] |= sh.mask
                 result[sh] = SessionRoom(sh, sh.room_id, True)
                 host(sh, next(r for r in rooms if r.id == sh.room_id))
@@ -128,7 +128,7 @@ def allocate(inst: Instance) -> dict[Shift, SessionRoom]:
             work = demand.get((sh.clinician_id, sh.site_id), {})
             done = hosted[(sh.clinician_id, sh.site_id)]
             mine = {result[o].room_id for o in shifts if o in result and o.clinician_id == sh.clinician_id}
-            free = [r for r in rooms if not held[r.id] & sh.mask]
+            free = [r for r in rooms if not (held[r.id] | inst.closed_mask(r.id, sh.day)) & sh.mask]
             keyed = [(("mdt" in r.capabilities and joint_here, -_score(work, done, r), "mdt" in r.capabilities,
                        r.id not in mine, len(r.capabilities), r.capacity_people, r.id), r) for r in free]
             return sorted(keyed, key=lambda kr: kr[0])

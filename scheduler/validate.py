@@ -8,6 +8,7 @@ here solves, plans or reasons about capacity.
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 
 from scheduler.domain import Scenario
@@ -307,6 +308,35 @@ def check_leave_dates(c: Checker) -> Iterator[Problem]:
             )
 
 
+def check_closures(c: Checker) -> Iterator[Problem]:
+    """Each closure names one room or one site that exists, ends after it starts, and does not
+    overlap another closure of the same room or site (a room closed twice)."""
+    seen: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for index, closure in enumerate(c.scenario.closures):
+        if (closure.room_id is None) == (closure.site_id is None):
+            yield c.problem(("closures", index), "give exactly one of room_id and site_id")
+            continue
+        if closure.room_id is not None:
+            yield from c.unknown(("closures", index, "room_id"), "rooms", closure.room_id)
+        else:
+            yield from c.unknown(("closures", index, "site_id"), "sites", closure.site_id)
+        if closure.end <= closure.start:
+            yield c.problem(("closures", index, "end"),
+                            f"the closure ends ({closure.end.isoformat()}) at or before it starts "
+                            f"({closure.start.isoformat()})")
+            continue
+        key = ("room", closure.room_id) if closure.room_id is not None else ("site", closure.site_id)
+        for earlier in seen[key]:
+            other = c.scenario.closures[earlier]
+            if other.start < closure.end and closure.start < other.end:
+                yield c.problem(("closures", index, "start"),
+                                f"{key[0]} '{key[1]}' is already closed then by "
+                                f"{c.ref(('closures', earlier))} ({other.start.isoformat()} to "
+                                f"{other.end.isoformat()})")
+                break
+        seen[key].append(index)
+
+
 def check_site_hours(c: Checker) -> Iterator[Problem]:
     for index, site in enumerate(c.scenario.sites):
         if site.closes <= site.opens:
@@ -448,6 +478,7 @@ CHECKS: tuple[Callable[[Checker], Iterable[Problem]], ...] = (
     check_clock_change_sessions,
     check_session_overlaps,
     check_leave_dates,
+    check_closures,
     check_due_windows,
     check_unavailability,
     check_reachable_sites,
