@@ -150,9 +150,34 @@ class SolverStats(PlanModel):
     seed: int
 
 
+class StoredPlan(PlanModel):
+    """Where the plan is kept: the database's plan id and the scenario version it belongs to
+    (`onevisit plan` and `replan` fill it in when they save; None when not saved)."""
+
+    plan_id: str
+    scenario_id: str
+    scenario_version: int = Field(ge=1)
+
+
+class ReplanRecord(PlanModel):
+    """How a re-planned version came about (docs/replan.md)."""
+
+    previous_plan_id: str | None = Field(description="The stored plan re-planned (None: a plan file never saved).")
+    as_of: dt.datetime = Field(description="The moment re-planned from (ISO 8601 with UTC offset): "
+                               "nothing new is booked before it.")
+    freeze_until: dt.datetime = Field(description="End of the freeze window: appointments before it "
+                                      "moved only when they could not stand, and nothing new was booked before it.")
+    disruptions: list[dict] = Field(description="The disruption entries applied, as in the file.")
+    targets: dict[str, list[str]] = Field(
+        default_factory=dict, description="For each booking_pinned / booking_moved entry (1-based, as "
+        "text), the appointment ids of the previous plan it names.")
+
+
 class Plan(PlanModel):
     format_version: Literal[1] = 1
     scenario_name: str
+    stored: StoredPlan | None = Field(None, description="Set when the plan is kept in a database.")
+    replan: ReplanRecord | None = Field(None, description="Set on a plan made by re-planning another.")
     timezone: str = "Europe/London"
     appointments: list[Appointment]
     visits: list[Visit]
