@@ -11,6 +11,7 @@ bookers put those bundles on different days, each its own trip (`sibling_bundle_
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 
 from scheduler.daybook import empty_book, static_options
 from scheduler.domain import Patient, ReviewType
@@ -49,8 +50,12 @@ def set_partitions(items: list):
 class BundleBuilder:
     """Builds bundles for every patient of an instance."""
 
-    def __init__(self, instance: Instance):
+    def __init__(self, instance: Instance, groupings: Mapping[str, Sequence[frozenset[str]]] | None = None):
+        """`groupings`: patient id -> review ids per sitting, kept when each sitting is still
+        possible (a re-plan keeps the sittings the previous plan booked, so that a change in
+        clinician pressure elsewhere does not regroup a patient whose visit stands)."""
         self.inst = instance
+        self.groupings = groupings or {}
         self.rules = instance.scenario.visit_rules
         self.minutes_of = {c.id: c.minutes for c in instance.scenario.shared_components}
         self.supply: dict[str, int] = defaultdict(int)  # rostered minutes per clinician
@@ -274,6 +279,9 @@ class BundleBuilder:
             cost = minutes * (1 + PRESSURE_WEIGHT * pressure) - CONTINUITY_MINUTES * (named in who)
             return cost, minutes, who
 
+        kept = self._kept_grouping(patient, dues, block_cost, forbidden)
+        if kept is not None:
+            return kept
         if len(dues) > MAX_REVIEWS_FOR_EXACT_GROUPING:
             partitions = [self._group_greedy(dues, block_cost)]
         else:
@@ -287,6 +295,20 @@ class BundleBuilder:
             if best_cost is None or total < best_cost - 1e-9:
                 best, best_cost, best_blocks = partition, total, costs
         return best, best_blocks
+
+    def _kept_grouping(self, patient: Patient, dues, block_cost, forbidden) -> tuple[list[list], list] | None:
+        """The sittings `groupings` gives the patient, when they cover exactly these reviews and
+        each multi-review sitting is still possible; else None."""
+        wanted = self.groupings.get(patient.id)
+        if not wanted or {r for r, _ in dues} != set().union(*wanted) or sum(map(len, wanted)) != len(dues):
+            return None
+        order = {r: i for i, (r, _) in enumerate(dues)}
+        blocks = sorted(([due for due in dues if due[0] in block] for block in wanted),
+                        key=lambda block: order[block[0][0]])
+        costs = [block_cost(block) for block in blocks]
+        if any(c is None for c in costs) or any(frozenset(r for r, _ in b) in forbidden for b in blocks):
+            return None
+        return blocks, costs
 
     @staticmethod
     def _group_greedy(dues, block_cost) -> list[list]:
