@@ -8,6 +8,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -32,6 +33,8 @@ STAGES = {  # what the progress bar says during each stage of planning
     "greedy": "greedy plan ready",
     "solving": "CP-SAT master (relaxed objective)",
     "timetabling": "timetabling days",
+    "compacting": "compacting visits",
+    "replanning": "re-planning around the visits that stand",
     "baselines": "old-way baseline",
     "done": "done",
 }
@@ -139,21 +142,22 @@ WorkersOpt = Annotated[int | None, typer.Option(help="CP-SAT workers (default: s
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed (default: scenario).")]
 
 
-def solve_scenario(scenario: Path, sessions_csv: Path | None, due_csv: Path | None, time_limit: float | None,
-                   workers: int | None, seed: int | None) -> tuple[Scenario, Plan]:
-    """Load the scenario (with CSV imports) and plan it with a progress bar; nothing is checked or written.
-
-    Returns (scenario, plan). Bad input or solver options print every problem and raise
-    typer.Exit(2).
-    """
-    loaded = _load(scenario, sessions_csv, due_csv)
+def solver_settings(scenario: Scenario, time_limit: float | None, workers: int | None,
+                    seed: int | None) -> SolverSettings:
+    """The scenario's solver settings with the command line's overrides; bad values print what
+    is wrong with each option and raise typer.Exit(2)."""
     overrides = {k: v for k, v in (("time_limit_seconds", time_limit), ("workers", workers), ("seed", seed)) if v is not None}
     try:
-        settings = SolverSettings.model_validate({**loaded.solver.model_dump(), **overrides})
+        return SolverSettings.model_validate({**scenario.solver.model_dump(), **overrides})
     except ValidationError as exc:
         for error in exc.errors():
             errors.print(f"--{str(error['loc'][0]).replace('_seconds', '').replace('_', '-')}: {error['msg']}", markup=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def with_progress(settings: SolverSettings, work: Callable[[Callable[[PlanningProgress], None]], Plan]) -> Plan:
+    """Run `work(on_progress)` under a progress bar: stage, time against the limit, objective and
+    proven bound as they improve."""
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
                TextColumn("objective {task.fields[objective]}  proven bound {task.fields[bound]}"))
     with Progress(*columns, console=console, transient=False) as bar:
@@ -168,28 +172,55 @@ def solve_scenario(scenario: Path, sessions_csv: Path | None, due_csv: Path | No
             done = p.time_limit_seconds if p.stage in ("baselines", "done") else min(p.elapsed_seconds, p.time_limit_seconds)
             bar.update(task, description=STAGES.get(p.stage, p.stage), completed=done, **fields)
 
-        result = make_plan(loaded, settings, on_progress=show)
-    return loaded, result
+        return work(show)
 
 
-def write_checked(scenario: Scenario, plan: Plan, out: Path) -> None:
-    """The command line's post-solve step: gate the plan, then write `out`/plan.json and
-    `out`/appointments.csv and print the before/after summary.
+def solve_scenario(scenario: Path, sessions_csv: Path | None, due_csv: Path | None, time_limit: float | None,
+                   workers: int | None, seed: int | None) -> tuple[Scenario, Plan]:
+    """Load the scenario (with CSV imports) and plan it with a progress bar; nothing is checked or written.
 
-    The gate (`scheduler.plan_gate.gate_plan`) runs before anything is written: a plan that fails
-    the independent check prints every violation to stderr and raises typer.Exit(1), leaving `out`
-    untouched (not even created).
+    Returns (scenario, plan). Bad input or solver options print every problem and raise
+    typer.Exit(2).
     """
+    loaded = _load(scenario, sessions_csv, due_csv)
+    settings = solver_settings(loaded, time_limit, workers, seed)
+    return loaded, with_progress(settings, lambda show: make_plan(loaded, settings, on_progress=show))
+
+
+def gate_or_exit(scenario: Scenario, plan: Plan) -> None:
+    """Run the independent check (`scheduler.plan_gate.gate_plan`); a plan that fails it prints
+    every violation to stderr and raises typer.Exit(1), before anything is written or kept."""
     try:
         plan_gate.gate_plan(scenario, plan)
     except plan_gate.PlanRejected as rejected:
         errors.print("[bold red]The plan failed the independent check; nothing was written.[/]")
         errors.print(rejected.details(), markup=False)
         raise typer.Exit(EXIT_INVALID_PLAN) from None
+
+
+def write_files(scenario: Scenario, plan: Plan, out: Path, extra: dict[str, str] | None = None) -> None:
+    """Write `out`/plan.json, appointments.csv and scenario.yaml (the scenario planned, so the
+    plan file leads back to it), plus `extra` (file name -> text), each atomically; then print
+    the summary. Only for a plan that passed `gate_or_exit`."""
+    from scheduler.generate.files import scenario_yaml
+
     _write_atomically(out / "plan.json", plan.model_dump_json(indent=2))
     _write_atomically(out / "appointments.csv", appointments_csv(plan))
+    _write_atomically(out / "scenario.yaml", scenario_yaml(
+        scenario, header=f"The scenario {out / 'plan.json'} was planned from (written by onevisit)."))
+    for name, text in (extra or {}).items():
+        _write_atomically(out / name, text)
     print_summary(plan)
-    console.print(f"Wrote {out / 'plan.json'} and {out / 'appointments.csv'} (checked: no violations).")
+    names = ", ".join(str(out / n) for n in ("plan.json", "appointments.csv", "scenario.yaml", *(extra or {})))
+    console.print(f"Wrote {names} (checked: no violations).", markup=False)
+
+
+def write_checked(scenario: Scenario, plan: Plan, out: Path) -> None:
+    """The command line's post-solve step: gate the plan (`gate_or_exit`), then write it
+    (`write_files`). A plan that fails the check raises typer.Exit(1) and leaves `out`
+    untouched (not even created)."""
+    gate_or_exit(scenario, plan)
+    write_files(scenario, plan, out)
 
 
 def plan_and_write(scenario: Path, out: Path, sessions_csv: Path | None, due_csv: Path | None,

@@ -3,9 +3,9 @@
 Both paths that keep a plan end in one post-solve step that calls the one gate,
 `scheduler.plan_gate.gate_plan`, before anything is kept:
 - the service's job: `api.jobs.run_job` -> `api.jobs.keep_checked_plan`;
-- the command line: `onevisit plan` (api.cli) -> `api.cli.write_and_keep` ->
-  `scheduler.cli.write_checked` (which `python -m scheduler.cli plan` reaches through
-  `plan_and_write`).
+- the command line: `onevisit plan` and `onevisit replan` (api.cli) -> `api.cli.write_and_keep`
+  -> `scheduler.cli.gate_or_exit`, then the database, then `scheduler.cli.write_files`
+  (`python -m scheduler.cli plan` reaches the same two through `write_checked`).
 The tests feed those post-solve steps a real solved plan, tampered so that the checker rejects it,
 and show that the job fails with a reason and stores nothing and the command line exits 1 and
 writes nothing. Separate tests run the real paths (real CP-SAT solve, real database, real files)
@@ -171,7 +171,9 @@ def test_the_job_worker_gates_the_plan_before_storing_it(database_url, monkeypat
     with make_sessionmaker(engine)() as session:
         job = session.get(Job, job_id)
         assert job.status == "finished", (job.error_code, job.error_message)
-        assert plan_of(session.get(PlanRecord, job.plan_id)) == plan  # what was stored is what was gated
+        stored = plan_of(session.get(PlanRecord, job.plan_id))
+        assert stored.model_copy(update={"stored": None}) == plan  # what was stored is what was gated,
+        assert stored.stored.plan_id == job.plan_id  # plus where it is kept
     engine.dispose()
 
 
@@ -190,7 +192,7 @@ def test_the_command_line_refuses_a_plan_that_fails_the_check_and_writes_nothing
     kept = tmp_path / "kept"
     api.cli.write_and_keep(scenario, good, kept, database_url, "tutorial.yaml")  # the untampered plan is kept
     before_files, before_rows = _written(kept), _counts(database_url)
-    assert set(before_files) == {"plan.json", "appointments.csv"} and before_rows["plans"] == 1
+    assert set(before_files) == {"plan.json", "appointments.csv", "scenario.yaml"} and before_rows["plans"] == 1
     capsys.readouterr()
 
     for out in (tmp_path / "fresh", kept):  # a new folder, and one holding an earlier plan
@@ -212,7 +214,7 @@ def test_both_plan_commands_gate_the_plan_before_writing_or_keeping_it(tmp_path,
         return _written(out), _counts(url)["plans"] if (tmp_path / "onevisit.db").exists() else 0
 
     kept = _spy(monkeypatch, api.cli, "write_and_keep")
-    written = _spy(monkeypatch, scheduler.cli, "write_checked")
+    written = _spy(monkeypatch, scheduler.cli, "write_files")
     gated = _spy(monkeypatch, plan_gate, "gate_plan", before=state)
     runner = CliRunner()
     args = [str(TUTORIAL_FILE), "--time-limit", str(TIME_LIMIT), "--workers", "1"]
@@ -222,13 +224,15 @@ def test_both_plan_commands_gate_the_plan_before_writing_or_keeping_it(tmp_path,
     assert len(kept) == len(written) == len(gated) == 1
     scenario, plan = gated[0]["args"]
     assert gated[0]["before"] == ({}, 0)  # nothing written, nothing kept when the gate ran
-    assert kept[0]["args"][1] is written[0]["args"][1] is plan and kept[0]["args"][0] is scenario
-    assert Plan.model_validate_json((out / "plan.json").read_text()) == plan
+    assert kept[0]["args"][1] is plan and kept[0]["args"][0] is scenario
     engine = make_engine(url)
     with make_sessionmaker(engine)() as session:
         (record,) = session.scalars(select(PlanRecord)).all()
-        assert plan_of(record) == plan
+        stored = plan_of(record)  # the gated plan, naming where it is kept
     engine.dispose()
+    assert stored.model_copy(update={"stored": None}) == plan and stored.stored.plan_id == record.id
+    assert written[0]["args"][1] == stored  # the files are written once it is kept, and say so
+    assert Plan.model_validate_json((out / "plan.json").read_text()) == stored
 
     out = tmp_path / "engine-only"
     result = runner.invoke(scheduler.cli.app, ["plan", *args, "--out", str(out)])  # `python -m scheduler.cli plan`
