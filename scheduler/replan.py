@@ -96,6 +96,10 @@ OTHER_DAY_SAME_PLACE = 100
 """Added when a moved visit leaves its day but keeps a clinician and the site."""
 OTHER_DAY_ELSEWHERE = 200
 """Added when a moved visit leaves its day and its clinicians or site."""
+EJECTION_PLACES = 3
+"""Places tried for a patient still missing reviews: their cheapest single visits on an empty roster."""
+EJECTION_BLOCKERS = 8
+"""Patients in the way tried at each place."""
 IGNORED_CODES = frozenset({"metrics_mismatch", "review_not_accounted"})
 """Checker codes about the plan as a whole, not about a booking checked on its own."""
 
@@ -840,8 +844,67 @@ def replan(prepared: Prepared, previous: Plan, settings: SolverSettings | None =
         put(best[len(stay):])  # every candidate starts with `stay`, in the book already
     lap("placing")
 
+    def take(bundle: Bundle) -> list[Visit]:
+        visits = _visits(book, bundle.id)
+        for v in visits:
+            book.release(v)
+            for bk in v:
+                for c in bk.clinician_ids:
+                    sessions[(c, bk.day, bk.site_id)] -= 1
+        return visits
+
+    def after_freeze(visits: list[Visit]) -> bool:
+        return all(inst.days[bk.day] >= r.frozen_before.date() for v in visits for bk in v)
+
+    # Ejection: a re-placed patient still missing reviews may take the place of one visit that
+    # stands, when that visit's patient can be booked elsewhere (after the freeze) and the two
+    # together, with the stability cost of the move, cost less. Only what is needed to book
+    # someone moves; patients who must stay (pinned, moved by the manager, frozen) never do.
+    empty = GreedyBooker(inst, Daybook(inst))
+    movable = {b.id for b in bundles if not must.get(b.id)}
+    for target in order:
+        if Budget.passed(budget.improve_deadline):
+            break
+        booked_now = {rid for bk in book.by_bundle.get(target.id, []) for rid in bk.step.review_ids}
+        if target.id not in movable or all(rid in booked_now for s in target.review_steps for rid in s.review_ids):
+            continue
+        wanted = sorted(empty.placements(target), key=lambda p: (price(target, p), p[-1][0].day, p[-1][0].site_id))
+        done = False
+        for placement in wanted[:EJECTION_PLACES]:
+            day, site = placement[-1][0].day, placement[-1][0].site_id
+            needed = {c for bk in placement[-1] for part in bk.step.parts for c in part}
+            blockers = sorted({bk.bundle_id for bk in book.bookings if bk.day == day and bk.site_id == site
+                               and bk.bundle_id != target.id and bk.bundle_id in movable
+                               and needed & set(bk.clinician_ids)})[:EJECTION_BLOCKERS]
+            for blocker_id in blockers:
+                blocker = r.by_id[blocker_id]
+                target_was, blocker_was = _visits(book, target.id), _visits(book, blocker.id)
+                if not after_freeze(blocker_was):
+                    continue
+                before = price(target, target_was) + price(blocker, blocker_was)
+                take(target)
+                take(blocker)
+                fits = next((p for p in booker.placements(target, at=(day, site)) if _consistent(inst, target, p)), None)
+                if fits is not None:
+                    put(fits)
+                    tries = [list(p) for p in booker.placements(blocker)]
+                    tries += [list(p) for p in booker.two_visit_placements(
+                        blocker, lambda visit, blocker=blocker: price(blocker, [visit]))]
+                    tries = [t for t in tries if after_freeze(t) and _consistent(inst, blocker, t)]
+                    again = min(tries, key=lambda t: price(blocker, t), default=None)
+                    if again is not None and price(target, fits) + price(blocker, again) < before:
+                        put(again)
+                        done = True
+                        break
+                    take(target)
+                put(blocker_was)
+                put(target_was)
+            if done:
+                break
+    lap("ejection")
+
     chosen = book.bookings
-    moved = {b.id for b in free if not must.get(b.id)
+    moved = {b.id for b in bundles if not must.get(b.id)
              and {_signature(v) for v in _visits(book, b.id)} != {_signature(v) for v in old_visits.get(b.id, [])}}
     report("compacting", evaluate(inst, bundles, chosen).total)
     chosen = compact(inst, bundles, chosen, workers=settings.workers, seed=settings.seed,

@@ -224,6 +224,22 @@ def test_an_urgent_patient_is_fitted_in_without_moving_anyone():
     assert changed_visits(plan, new) == {}
 
 
+def test_a_visit_that_stands_moves_only_when_that_books_someone_who_would_go_without():
+    days = ("2027-03-30", "2027-03-31", "2027-04-01")
+    sessions = [session("nurse", d, "09:00", "09:20") for d in days]  # one hypertension review a day
+    s = scenario(sessions, [patient("X", "hypertension", first=days[0], last=days[1]),
+                            patient("Y", "hypertension", first=days[1], last=days[2], priority=1)])
+    plan = first_plan(s)
+    on = {v.patient_id: v.date.isoformat() for v in plan.visits}
+    assert on == {"X": days[0], "Y": days[1]}  # Y as early as it can, X the day before
+    _, new = replanned(s, plan, [{"kind": "clinician_absence", "clinician": "nurse",
+                                  "start": f"{days[0]}T00:00:00", "end": f"{days[1]}T00:00:00"}])
+    assert {v.patient_id: v.date.isoformat() for v in new.visits} == {"X": days[1], "Y": days[2]}
+    changed = changed_visits(plan, new)
+    y = next(v.id for v in plan.visits if v.patient_id == "Y")
+    assert changed[y] == ["made_room"] and len(changed) == 2
+
+
 # --- the manager's own decisions ----------------------------------------------------------------
 
 def test_a_pinned_booking_never_moves_even_when_its_patient_is_placed_again():
