@@ -232,6 +232,9 @@ def _check_entries(scenario: Scenario, previous: Plan, disruptions: list[Disrupt
             if isinstance(entry, PatientDidNotAttend) and not any(
                     v.patient_id == entry.patient and v.date == entry.date for v in previous.visits):
                 found.add(index, "date", f"{entry.patient} has no visit on {entry.date} in the plan")
+            elif isinstance(entry, PatientDidNotAttend) and entry.date > _local(as_of).date():
+                found.add(index, "date", f"{entry.date} is after as_of ({_local(as_of).isoformat(timespec='minutes')}): "
+                          "a visit is missed only once its day has come")
             if isinstance(entry, ReviewRemoved) and not any(
                     d.review_type_id == entry.review_type for d in patients[entry.patient].due_reviews):
                 found.add(index, "review_type", f"{entry.patient} has no due review of type '{entry.review_type}'")
@@ -369,6 +372,19 @@ def apply_disruptions(scenario: Scenario, previous: Plan, disruptions: list[Disr
     return scenario.model_copy(update={"sessions": sessions, "closures": closures, "patients": list(patients.values())})
 
 
+def _entry_problem(problem: Problem, disruptions: list[Disruption]) -> Problem:
+    """A problem the scenario validator found once the entries were applied, named by the
+    patient_added entry it comes from when it is about that patient."""
+    for index, entry in enumerate(disruptions):
+        if isinstance(entry, PatientAdded):
+            prefix = f"patients[{entry.patient.id}]"
+            if problem.location == prefix or problem.location.startswith((prefix + ".", prefix + "[")):
+                rest = problem.location[len(prefix):].lstrip(".")
+                where = entry_location(index, entry.kind, ("patient",)) + (f".{rest}" if rest else "")
+                return Problem(SOURCE, where, problem.message)
+    return Problem(SOURCE, problem.location, f"once the disruptions are applied: {problem.message}")
+
+
 def prepare(scenario: Scenario, previous: Plan, disruptions: list[Disruption], *,
             as_of: dt.datetime | None = None, references: Mapping[str, str] | None = None) -> Prepared:
     """Check the disruptions against `scenario` and `previous` (its plan) and apply them.
@@ -390,8 +406,7 @@ def prepare(scenario: Scenario, previous: Plan, disruptions: list[Disruption], *
     try:
         updated = scenario_from_dict(updated.model_dump(mode="json"), SOURCE)
     except ScenarioError as exc:
-        raise DisruptionError([Problem(SOURCE, p.location, f"once the disruptions are applied: {p.message}")
-                               for p in exc.problems]) from None
+        raise DisruptionError([_entry_problem(p, disruptions) for p in exc.problems]) from None
     prepared = Prepared(updated, list(disruptions), as_of, freeze_until(as_of),
                         _targets(previous, disruptions, references))
     problems = _Replanning(prepared, previous).booking_problems

@@ -106,6 +106,18 @@ def test_a_part_day_absence_keeps_the_rest_of_the_session():
     assert set(changed_visits(plan, new)) == visits_with(plan, "nurse", start, end)
 
 
+def test_a_moved_visit_stays_on_its_day_when_it_can():
+    s = busy_week()
+    plan = first_plan(s)
+    visit = next(v for v in plan.visits if v.patient_id == "P2")  # the nurse at 08:30 on Monday
+    start = visit.start.astimezone(LONDON).replace(tzinfo=None)
+    _, new = replanned(s, plan, [{"kind": "clinician_absence", "clinician": "nurse", "start": start.isoformat(),
+                                  "end": (start + dt.timedelta(minutes=30)).isoformat()}])
+    assert set(changed_visits(plan, new)) == {visit.id}
+    (again,) = [v for v in new.visits if v.patient_id == "P2"]
+    assert again.date == visit.date and again.start != visit.start
+
+
 def test_a_room_closure_moves_only_what_was_in_that_room_then():
     s = busy_week()
     plan = first_plan(s)
@@ -365,6 +377,27 @@ def test_bad_disruptions_are_refused_naming_each_entry_and_field():
     assert "no visit on 2027-04-01" in said["entry 6 (patient_did_not_attend): date"]
     assert "not a booking reference" in said["entry 7 (booking_pinned): reference"]
     assert len(said) == 6  # entry 3 is sound
+
+
+def test_an_added_patients_problems_name_the_entry():
+    s = busy_week()
+    plan = first_plan(s)
+    bad = patient("P9", "hypertensoin")
+    with pytest.raises(DisruptionError) as refused:
+        prepare(s, plan, disruptions_from_data([{"kind": "patient_added", "patient": bad}], "d.yaml"), as_of=EARLY)
+    (problem,) = refused.value.problems
+    assert problem.location.startswith("entry 1 (patient_added): patient.due_reviews[0]")
+    assert "hypertensoin" in problem.message
+
+
+def test_a_did_not_attend_after_as_of_is_refused():
+    s = busy_week()
+    plan = first_plan(s)
+    visit = plan.visits[0]
+    entry = {"kind": "patient_did_not_attend", "patient": visit.patient_id, "date": visit.date.isoformat()}
+    with pytest.raises(DisruptionError) as refused:
+        prepare(s, plan, disruptions_from_data([entry], "d.yaml"), as_of=EARLY)
+    assert refused.value.problems[0].location == "entry 1 (patient_did_not_attend): date"
 
 
 def test_field_problems_are_named_by_entry_before_anything_is_applied():
