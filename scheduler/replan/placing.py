@@ -19,7 +19,7 @@ from scheduler.assemble import (
 from scheduler.baselines import GreedyBooker, greedy_consolidate, old_way, options, priority_order
 from scheduler.budget import Budget
 from scheduler.compact import compact
-from scheduler.daybook import Booking, Daybook
+from scheduler.daybook import Booking, Daybook, empty_book
 from scheduler.disruptions import (
     DisruptionError,
     as_data,
@@ -77,17 +77,189 @@ def _freeze_scenario(scenario: Scenario, patients: set[str], before: dt.datetime
     return scenario.model_copy(update={"patients": result})
 
 
+class _Placer:
+    """The next version's day book, holding the visits that stay, and the price of placing one
+    patient's visits in it: their objective terms, the clinician sessions they open, and the
+    stability cost of each visit of the previous plan not kept exactly."""
+
+    def __init__(self, inst: Instance, bundles: list[Bundle], stays: dict[str, list[Visit]],
+                 old_visits: dict[str, list[Visit]], frozen_before: dt.datetime):
+        self.inst, self.old_visits, self.frozen_before = inst, old_visits, frozen_before
+        self.book = Daybook(inst)
+        self.booker = GreedyBooker(inst, self.book)
+        self.sessions: dict[tuple, int] = defaultdict(int)  # bookings per clinician session, for SESSION_USED
+        for b in bundles:
+            self.put(stays.get(b.id, []))
+
+    def stability(self, bundle: Bundle, visits: list[Visit]) -> int:
+        """MOVED_VISIT per previous visit not among `visits`, plus OTHER_DAY_* when it leaves its day."""
+        new = {signature(v) for v in visits}
+        days = {bk.day for v in visits for bk in v}
+        cost = 0
+        for old in self.old_visits.get(bundle.id, []):
+            if signature(old) in new:
+                continue
+            cost += MOVED_VISIT
+            if old[0].day not in days:
+                same_place = any(bk.site_id == old[0].site_id and set(bk.clinician_ids) & set(o.clinician_ids)
+                                 for v in visits for bk in v for o in old)
+                cost += OTHER_DAY_SAME_PLACE if same_place else OTHER_DAY_ELSEWHERE
+        return cost
+
+    def price(self, bundle: Bundle, visits: list[Visit]) -> int:
+        """The bundle's objective terms in `visits` (sessions aside), SESSION_USED per session
+        they would open, and their stability cost."""
+        flat = [replace(bk, visit_key=i) for i, v in enumerate(visits) for bk in v]
+        own = evaluate(self.inst, [bundle], flat)
+        opened = {(c, bk.day, bk.site_id) for bk in flat for c in bk.clinician_ids
+                  if self.sessions[(c, bk.day, bk.site_id)] <= 0}
+        return own.total - own.sessions + SESSION_USED * len(opened) + self.stability(bundle, visits)
+
+    def put(self, visits: list[Visit]) -> None:
+        for v in visits:
+            self.book.commit(v)
+            self._count(v, 1)
+
+    def release(self, bundle: Bundle, which: set | None = None) -> list[Visit]:
+        """Take the bundle's visits (those whose signature is in `which`, or all) out of the book."""
+        taken = [v for v in visits_of(self.book, bundle.id) if which is None or signature(v) in which]
+        for v in taken:
+            self.book.release(v)
+            self._count(v, -1)
+        return taken
+
+    def _count(self, visit: Visit, step: int) -> None:
+        for bk in visit:
+            for c in bk.clinician_ids:
+                self.sessions[(c, bk.day, bk.site_id)] += step
+
+    def after_freeze(self, visits: list[Visit]) -> bool:
+        return all(self.inst.days[bk.day] >= self.frozen_before.date() for v in visits for bk in v)
+
+    def refits(self, bundle: Bundle, stay: list[Visit]):
+        """`stay` plus one more visit for the steps it leaves out, on a day of its own after any
+        draw it needs (the turnaround counted); or, when the reviews kept wait for results of a
+        draw that is missing, a new draw-only trip the turnaround before them."""
+        inst = self.inst
+        covered = {bk.step.key for v in stay for bk in v}
+        missing = [s for s in bundle.steps if s.key not in covered]
+        if not missing:
+            return
+        taken = {bk.day for v in stay for bk in v}
+        waiting = [bk for v in stay for bk in v if bk.step.needs_draw]
+        if bundle.draw is not None and bundle.draw in missing and waiting:
+            if missing != [bundle.draw] or not all(bk.step.lag_working_days for bk in waiting):
+                return
+            days = [(day, site) for day, site in options(inst, bundle, missing) if day not in taken and all(
+                inst.ranks[bk.day] >= inst.ranks[day] + bk.step.lag_working_days for bk in waiting)]
+        else:
+            draw_days = [bk.day for v in stay for bk in v if bk.step.kind == "blood_draw"]
+            lag = max((s.lag_working_days for s in missing if s.needs_draw), default=0)
+            needs = draw_days and any(s.needs_draw for s in missing)
+            days = [(day, site) for day, site in options(inst, bundle, missing) if day not in taken
+                    and not (needs and inst.ranks[day] < inst.ranks[max(draw_days)] + lag)]
+        for day, site in days:
+            found = self.booker.fit(bundle, missing, day, site)
+            if found is not None:
+                yield [*stay, found]
+
+    def placements(self, bundle: Bundle) -> list[list[Visit]]:
+        """Every way the booker has to book the whole bundle now: single visits, two-visit
+        splits, and its own fallback (which may book only some reviews)."""
+        found = [list(p) for p in self.booker.placements(bundle)]
+        found += [list(p) for p in self.booker.two_visit_placements(
+            bundle, lambda visit: self.price(bundle, [visit]))]
+        before = set(self.book.by_bundle.get(bundle.id, []))
+        self.booker.place(bundle)
+        placed: dict[int, Visit] = defaultdict(list)
+        for bk in [bk for bk in self.book.by_bundle.get(bundle.id, []) if bk not in before]:
+            placed[bk.visit_key].append(bk)
+        for visit in placed.values():
+            self.book.release(visit)
+        if placed:
+            found.append([placed[k] for k in sorted(placed)])
+        return found
+
+    def place(self, bundle: Bundle, stay: list[Visit], standing: list[Visit]) -> None:
+        """Book the bundle at its cheapest consistent candidate: its standing visits kept (with
+        one more visit for what they leave out), or moved, or the whole bundle placed again.
+        `stay` (in the book already) is part of every candidate."""
+        candidates: list[list[Visit]] = [stay + standing, *self.refits(bundle, stay + standing)]
+        self.release(bundle, {signature(v) for v in standing})  # from here on they may move
+        if standing:
+            candidates += list(self.refits(bundle, stay))
+        if not stay:
+            candidates += self.placements(bundle)
+        best = min((c for c in candidates if consistent(self.inst, bundle, c)),
+                   key=lambda c: self.price(bundle, c), default=stay)
+        self.put(best[len(stay):])
+
+    def eject(self, target: Bundle, movable: set[str], by_id: dict[str, Bundle]) -> bool:
+        """Book `target` (still missing reviews) in one of its cheapest places on an empty roster
+        by moving one movable patient in the way elsewhere after the freeze, when the two
+        together, stability included, then cost less. Returns whether it did."""
+        empty = GreedyBooker(self.inst, empty_book(self.inst))
+        wanted = sorted(empty.placements(target), key=lambda p: (self.price(target, p), p[-1][0].day, p[-1][0].site_id))
+        for placement in wanted[:EJECTION_PLACES]:
+            day, site = placement[-1][0].day, placement[-1][0].site_id
+            needed = {c for bk in placement[-1] for part in bk.step.parts for c in part}
+            blockers = sorted({bk.bundle_id for bk in self.book.bookings if bk.day == day and bk.site_id == site
+                               and bk.bundle_id != target.id and bk.bundle_id in movable
+                               and needed & set(bk.clinician_ids)})[:EJECTION_BLOCKERS]
+            for blocker in (by_id[b] for b in blockers):
+                target_was, blocker_was = visits_of(self.book, target.id), visits_of(self.book, blocker.id)
+                if not self.after_freeze(blocker_was):
+                    continue
+                before = self.price(target, target_was) + self.price(blocker, blocker_was)
+                self.release(target)
+                self.release(blocker)
+                fits = next((p for p in self.booker.placements(target, at=(day, site))
+                             if consistent(self.inst, target, p)), None)
+                if fits is not None:
+                    self.put(fits)
+                    tries = [t for t in self.placements(blocker)
+                             if self.after_freeze(t) and consistent(self.inst, blocker, t)]
+                    again = min(tries, key=lambda t: self.price(blocker, t), default=None)
+                    if again is not None and self.price(target, fits) + self.price(blocker, again) < before:
+                        self.put(again)
+                        return True
+                    self.release(target)
+                self.put(blocker_was)
+                self.put(target_was)
+        return False
+
+
+def _sort_previous(r: PreviousPlan, previous: Plan) -> tuple[dict[str, list[Visit]], dict[str, list[Visit]],
+                                                           dict[str, int]]:
+    """Per bundle: the visits that stay whatever happens (pinned, moved by the manager, past or
+    in the freeze window, and standing), the other standing visits, and how many fell."""
+    must: dict[str, list[Visit]] = defaultdict(list)
+    keep: dict[str, list[Visit]] = defaultdict(list)
+    lost: dict[str, int] = defaultdict(int)
+    for v in previous.visits:
+        bundle_id = r.old_bundle.get(v.id)
+        if v.id in r.moves:
+            must[bundle_id].append(r.moves[v.id])
+        elif v.id in r.standing:
+            frozen = v.id in r.pinned or as_local(v.start) < r.frozen_before
+            (must if frozen else keep)[bundle_id].append(r.standing[v.id])
+        else:
+            lost[bundle_id or v.patient_id] += 1
+    return must, keep, lost
+
+
 def replan(prepared: Prepared, previous: Plan, settings: SolverSettings | None = None, *,
            previous_plan_id: str | None = None,
            on_progress: Callable[[PlanningProgress], None] | None = None) -> Plan:
     """The next plan version: `previous` changed only where the disruptions make it.
 
     `prepared` comes from `prepare` on the scenario `previous` was made from. `settings`
-    (default the scenario's) bound the time: the work is greedy and exact per patient, and the
-    compaction of re-placed visits stops at its deadline. The result's `replan` field records
-    what was applied; the caller gates it against `prepared.scenario` before writing or storing
-    it (`scheduler.plan_gate`). Raises DisruptionError when a pinned booking or a manager's
-    move no longer holds (as `prepare` would).
+    (default the scenario's) bound the time: the placing is greedy with exact day fits, the
+    ejection stops at the improvement deadline and the compaction of re-placed visits at its
+    own (`scheduler.budget`). The result's `replan` field records what was applied; the caller
+    gates it against `prepared.scenario` before writing or storing it (`scheduler.plan_gate`).
+    Raises DisruptionError when a pinned booking or a manager's move no longer holds (as
+    `prepare` would).
     """
     settings = settings or prepared.scenario.solver
     budget = Budget(settings.time_limit_seconds)
@@ -109,203 +281,43 @@ def replan(prepared: Prepared, previous: Plan, settings: SolverSettings | None =
     if r.booking_problems:
         raise DisruptionError(r.booking_problems)
     bundles = r.bundles
-    must: dict[str, list[Visit]] = defaultdict(list)  # bundle -> visits that stay whatever happens
-    keep: dict[str, list[Visit]] = defaultdict(list)  # bundle -> visits that stand and may stay
-    lost: dict[str, int] = defaultdict(int)
-    for v in previous.visits:
-        bundle_id = r.old_bundle.get(v.id)
-        if v.id in r.moves:
-            must[bundle_id].append(r.moves[v.id])
-        elif v.id in r.standing:
-            if v.id in r.pinned or as_local(v.start) < r.frozen_before:
-                must[bundle_id].append(r.standing[v.id])
-            else:
-                keep[bundle_id].append(r.standing[v.id])
-        else:
-            lost[bundle_id or v.patient_id] += 1
+    must, keep, lost = _sort_previous(r, previous)
     booked = {rid for visits in (*must.values(), *keep.values()) for v in visits for bk in v for rid in bk.step.review_ids}
     free = [b for b in bundles if lost.get(b.id) or any(rid not in booked for s in b.review_steps for rid in s.review_ids)]
     old_visits: dict[str, list[Visit]] = defaultdict(list)
-    for v_id, bookings in r.old.items():
+    for bookings in r.old.values():
         if bookings:
             old_visits[bookings[0].bundle_id].append(bookings)
     lap("reading")
 
     inst = Instance(_freeze_scenario(r.scenario, {b.patient_id for b in free}, r.frozen_before))
-    book = Daybook(inst)
-    for b in bundles:
-        for visit in must.get(b.id, []) + keep.get(b.id, []):
-            book.commit(visit)  # a free bundle's standing visits too: no one else may take them
-    booker = GreedyBooker(inst, book)
-    sessions: dict[tuple, int] = defaultdict(int)  # bookings per clinician session, for SESSION_USED
-    for bk in book.bookings:
-        for c in bk.clinician_ids:
-            sessions[(c, bk.day, bk.site_id)] += 1
-
-    def stability(bundle: Bundle, visits: list[Visit]) -> int:
-        new = {signature(v) for v in visits}
-        days = {bk.day for v in visits for bk in v}
-        cost = 0
-        for old in old_visits.get(bundle.id, []):
-            if signature(old) in new:
-                continue
-            cost += MOVED_VISIT
-            if old[0].day not in days:
-                same_place = any(bk.site_id == old[0].site_id and set(bk.clinician_ids) & set(o.clinician_ids)
-                                 for v in visits for bk in v for o in old)
-                cost += OTHER_DAY_SAME_PLACE if same_place else OTHER_DAY_ELSEWHERE
-        return cost
-
-    def price(bundle: Bundle, visits: list[Visit]) -> int:
-        flat = [replace(bk, visit_key=i) for i, v in enumerate(visits) for bk in v]
-        own = evaluate(inst, [bundle], flat)
-        opened = {(c, bk.day, bk.site_id) for bk in flat for c in bk.clinician_ids if sessions[(c, bk.day, bk.site_id)] <= 0}
-        return own.total - own.sessions + SESSION_USED * len(opened) + stability(bundle, visits)
-
-    def put(visits: list[Visit]) -> None:
-        for v in visits:
-            book.commit(v)
-            for bk in v:
-                for c in bk.clinician_ids:
-                    sessions[(c, bk.day, bk.site_id)] += 1
-
-    def refits(bundle: Bundle, stay: list[Visit]):
-        """One more visit for the steps `stay` leaves out, on a day of its own after any draw
-        it needs (the draw's turnaround counted)."""
-        covered = {bk.step.key for v in stay for bk in v}
-        missing = [s for s in bundle.steps if s.key not in covered]
-        if not missing:
-            return
-        draw_days = [bk.day for v in stay for bk in v if bk.step.kind == "blood_draw"]
-        kept_need_draw = any(bk.step.needs_draw for v in stay for bk in v)
-        taken = {bk.day for v in stay for bk in v}
-        if bundle.draw is not None and bundle.draw in missing and kept_need_draw:
-            # The kept reviews wait for results: a new draw-only trip the turnaround before them.
-            waiting = [bk for v in stay for bk in v if bk.step.needs_draw]
-            if missing != [bundle.draw] or not all(bk.step.lag_working_days for bk in waiting):
-                return
-            for day, site in options(inst, bundle, missing):
-                if day in taken or any(inst.ranks[bk.day] < inst.ranks[day] + bk.step.lag_working_days
-                                       for bk in waiting):
-                    continue
-                found = booker.fit(bundle, missing, day, site)
-                if found is not None:
-                    yield [*stay, found]
-            return
-        lag = max((s.lag_working_days for s in missing if s.needs_draw), default=0)
-        for day, site in options(inst, bundle, missing):
-            if day in taken:
-                continue
-            if draw_days and any(s.needs_draw for s in missing) and inst.ranks[day] < inst.ranks[max(draw_days)] + lag:
-                continue
-            found = booker.fit(bundle, missing, day, site)
-            if found is not None:
-                yield [*stay, found]
-
+    # A free bundle's standing visits go in the book too, so no one else may take them.
+    placer = _Placer(inst, bundles, {b.id: must.get(b.id, []) + keep.get(b.id, []) for b in bundles},
+                     old_visits, r.frozen_before)
     order = sorted(priority_order(inst, free), key=lambda b: -bool(lost.get(b.id)))
-    report("replanning")
     for bundle in order:
-        stay = list(must.get(bundle.id, []))
-        standing = keep.get(bundle.id, [])
-        candidates: list[list[Visit]] = [stay + standing]
-        candidates += list(refits(bundle, stay + standing))
-        for visit in visits_of(book, bundle.id):  # from here on the standing visits may move
-            if signature(visit) in {signature(v) for v in standing}:
-                book.release(visit)
-                for bk in visit:
-                    for c in bk.clinician_ids:
-                        sessions[(c, bk.day, bk.site_id)] -= 1
-        if standing:
-            candidates += list(refits(bundle, stay))
-        if not stay:
-            candidates += [list(p) for p in booker.placements(bundle)]
-            candidates += [list(p) for p in booker.two_visit_placements(
-                bundle, lambda visit, bundle=bundle: price(bundle, [visit]))]
-            before = set(book.by_bundle.get(bundle.id, []))
-            booker.place(bundle)
-            placed: dict[int, Visit] = defaultdict(list)
-            for bk in book.by_bundle.get(bundle.id, []):
-                if bk not in before:
-                    placed[bk.visit_key].append(bk)
-            book.release_bundle(bundle.id)
-            if placed:
-                candidates.append([placed[k] for k in sorted(placed)])
-        best = min((c for c in candidates if consistent(inst, bundle, c)), key=lambda c: price(bundle, c),
-                   default=stay)
-        put(best[len(stay):])  # every candidate starts with `stay`, in the book already
+        placer.place(bundle, must.get(bundle.id, []), keep.get(bundle.id, []))
     lap("placing")
 
-    def take(bundle: Bundle) -> list[Visit]:
-        visits = visits_of(book, bundle.id)
-        for v in visits:
-            book.release(v)
-            for bk in v:
-                for c in bk.clinician_ids:
-                    sessions[(c, bk.day, bk.site_id)] -= 1
-        return visits
-
-    def after_freeze(visits: list[Visit]) -> bool:
-        return all(inst.days[bk.day] >= r.frozen_before.date() for v in visits for bk in v)
-
-    # Ejection: a re-placed patient still missing reviews may take the place of one visit that
-    # stands, when that visit's patient can be booked elsewhere (after the freeze) and the two
-    # together, with the stability cost of the move, cost less. Only what is needed to book
-    # someone moves; patients who must stay (pinned, moved by the manager, frozen) never do.
-    empty = GreedyBooker(inst, Daybook(inst))
     movable = {b.id for b in bundles if not must.get(b.id)}
     for target in order:
         if Budget.passed(budget.improve_deadline):
             break
-        booked_now = {rid for bk in book.by_bundle.get(target.id, []) for rid in bk.step.review_ids}
-        if target.id not in movable or all(rid in booked_now for s in target.review_steps for rid in s.review_ids):
-            continue
-        wanted = sorted(empty.placements(target), key=lambda p: (price(target, p), p[-1][0].day, p[-1][0].site_id))
-        done = False
-        for placement in wanted[:EJECTION_PLACES]:
-            day, site = placement[-1][0].day, placement[-1][0].site_id
-            needed = {c for bk in placement[-1] for part in bk.step.parts for c in part}
-            blockers = sorted({bk.bundle_id for bk in book.bookings if bk.day == day and bk.site_id == site
-                               and bk.bundle_id != target.id and bk.bundle_id in movable
-                               and needed & set(bk.clinician_ids)})[:EJECTION_BLOCKERS]
-            for blocker_id in blockers:
-                blocker = r.by_id[blocker_id]
-                target_was, blocker_was = visits_of(book, target.id), visits_of(book, blocker.id)
-                if not after_freeze(blocker_was):
-                    continue
-                before = price(target, target_was) + price(blocker, blocker_was)
-                take(target)
-                take(blocker)
-                fits = next((p for p in booker.placements(target, at=(day, site)) if consistent(inst, target, p)), None)
-                if fits is not None:
-                    put(fits)
-                    tries = [list(p) for p in booker.placements(blocker)]
-                    tries += [list(p) for p in booker.two_visit_placements(
-                        blocker, lambda visit, blocker=blocker: price(blocker, [visit]))]
-                    tries = [t for t in tries if after_freeze(t) and consistent(inst, blocker, t)]
-                    again = min(tries, key=lambda t: price(blocker, t), default=None)
-                    if again is not None and price(target, fits) + price(blocker, again) < before:
-                        put(again)
-                        done = True
-                        break
-                    take(target)
-                put(blocker_was)
-                put(target_was)
-            if done:
-                break
+        booked_now = {rid for bk in placer.book.by_bundle.get(target.id, []) for rid in bk.step.review_ids}
+        if target.id in movable and any(rid not in booked_now for s in target.review_steps for rid in s.review_ids):
+            placer.eject(target, movable, r.by_id)
     lap("ejection")
 
-    chosen = book.bookings
-    moved = {b.id for b in bundles if not must.get(b.id)
-             and {signature(v) for v in visits_of(book, b.id)} != {signature(v) for v in old_visits.get(b.id, [])}}
+    chosen = placer.book.bookings
+    moved = {b.id for b in bundles if b.id in movable and {signature(v) for v in visits_of(placer.book, b.id)}
+             != {signature(v) for v in old_visits.get(b.id, [])}}
     report("compacting", evaluate(inst, bundles, chosen).total)
     chosen = compact(inst, bundles, chosen, workers=settings.workers, seed=settings.seed,
                      deadline=budget.compact_deadline, movable=moved)
     lap("compaction")
-    plan = _assemble(prepared, r, inst, bundles, chosen, settings, previous_plan_id, stage_seconds, started,
-                     len(free), lap)
+    plan = _assemble(prepared, r, inst, bundles, chosen, settings, previous_plan_id, stage_seconds, len(free), lap)
     report("done", plan.solver.objective)
     return plan
-
 
 
 def consistent(inst: Instance, bundle: Bundle, visits: list[Visit]) -> bool:
@@ -326,7 +338,7 @@ def consistent(inst: Instance, bundle: Bundle, visits: list[Visit]) -> bool:
 
 def _assemble(prepared: Prepared, r: PreviousPlan, inst: Instance, bundles: list[Bundle], chosen: list[Booking],
               settings: SolverSettings, previous_plan_id: str | None, stage_seconds: dict[str, float],
-              started: float, placed: int, lap: Callable[[str], None]) -> Plan:
+              placed: int, lap: Callable[[str], None]) -> Plan:
     """The plan document, as `make_plan` assembles one: appointments and visits, unbooked
     reviews with reasons, metrics, the old-way and greedy baselines, and an honest bound."""
     real = r.inst  # the version's own instance: reasons and baselines without the freeze
