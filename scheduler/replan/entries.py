@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import replace
 
 from scheduler.disruptions import (
     BookingMoved,
@@ -309,7 +310,7 @@ def prepare(scenario: Scenario, previous: Plan, disruptions: list[Disruption], *
         raise DisruptionError([_entry_problem(p, disruptions) for p in exc.problems]) from None
     prepared = Prepared(updated, list(disruptions), as_of, freeze_until(as_of),
                         targets_of(previous, disruptions, references))
-    problems = PreviousPlan(prepared, previous).booking_problems
-    if problems:
-        raise DisruptionError(problems)
-    return prepared
+    reading = PreviousPlan(prepared, previous)
+    if reading.booking_problems:
+        raise DisruptionError(reading.booking_problems)
+    return replace(prepared, reading=reading)

@@ -277,7 +277,8 @@ def replan(prepared: Prepared, previous: Plan, settings: SolverSettings | None =
             on_progress(PlanningProgress(stage, time.monotonic() - started, settings.time_limit_seconds, objective))
 
     report("replanning")
-    r = PreviousPlan(prepared, previous)
+    reused = prepared.reading is not None and prepared.reading.previous is previous
+    r = prepared.reading if reused else PreviousPlan(prepared, previous)
     if r.booking_problems:
         raise DisruptionError(r.booking_problems)
     bundles = r.bundles

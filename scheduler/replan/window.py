@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from scheduler.disruptions import (
@@ -34,6 +35,9 @@ class Prepared:
     as_of: dt.datetime
     freeze_until: dt.datetime
     targets: dict[int, list[str]] = field(default_factory=dict)
+    reading: Any = field(default=None, compare=False, repr=False)
+    """The previous plan as `prepare` read it (a `scheduler.replan.standing.PreviousPlan`), kept
+    so that `replan` on the same plan does not read it again."""
 
 
 def freeze_until(as_of: dt.datetime, working_days: int = FREEZE_WORKING_DAYS) -> dt.datetime:
