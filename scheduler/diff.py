@@ -453,17 +453,20 @@ def _old_side_reasons(
             reasons.append(ChangeReason(code="made_room", entry=None,
                                         message="no disruption touched this blood-draw trip; it is no "
                                         "longer needed as a trip of its own"))
-    if visit.start < record.freeze_until:
+    manager = any(r.code == "booking_moved" for r in reasons)  # the manager's own choice, not forced
+    if visit.start < record.freeze_until and not manager:
         reasons.append(_freeze_reason(record, change))
     return reasons
 
 
 def _new_side_reasons(
     visit: Visit, appts: list[Appointment], record: ReplanRecord | None, entries: list[Disruption],
-    unbooked_before: set[str], old_booked: dict[str, Visit],
+    unbooked_before: set[str], old_booked: dict[str, Visit], old_appts: dict[str, list[Appointment]],
 ) -> list[ChangeReason]:
     """Reasons for a newly booked visit. `unbooked_before`: review ids the old plan left
-    unbooked; `old_booked`: the old plan's visit holding each booked review id."""
+    unbooked; `old_booked`: the old plan's visit holding each booked review id; `old_appts`: the
+    old plan's appointments by visit id. A visit holding reviews of an old visit a disruption
+    touched (a visit split in two) gets that disruption's reasons."""
     reasons = [_entry_reason(n, e) for n, e in enumerate(entries, start=1) if _names_new_visit(e, visit)]
     if reasons:
         return reasons
@@ -475,6 +478,11 @@ def _new_side_reasons(
     if record is None:
         return [_not_recorded()]
     regrouped = sorted(r for r in _review_ids(appts) if r in old_booked)
+    split = [_entry_reason(n, e) for n, e in enumerate(entries, start=1)
+             if any(_touches_old_visit(n, e, v, old_appts[v.id], record.targets)
+                    for v in {old_booked[r].id: old_booked[r] for r in regrouped}.values())]
+    if split:  # part of a visit a disruption touched, now a visit of its own
+        return split
     if regrouped:
         return [ChangeReason(code="made_room", entry=None,
                              message=f"no disruption named this patient; {_listed(regrouped)} "
@@ -544,7 +552,7 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
             reasons = _old_side_reasons(change, v, olds, record, entries, unbooked_now, new_booked)
         elif change == "newly_booked":
             assert w is not None
-            reasons = _new_side_reasons(w, news, record, entries, unbooked_before, old_booked)
+            reasons = _new_side_reasons(w, news, record, entries, unbooked_before, old_booked, old_appts)
 
         either = v if v is not None else w
         assert either is not None

@@ -208,6 +208,9 @@ def disruptions_from_data(data: Any, source: str) -> list[Disruption]:
                 field_path = tuple(error["loc"][1:])  # after the union's tag
                 if error["type"] == "extra_forbidden":
                     message = f"unknown field '{field_path[-1]}'"
+                elif error["type"] == "string_pattern_mismatch" and field_path[-1:] == ("reference",):
+                    message = (f"{str(error.get('input'))[:40]!r} is not a booking reference: expected OV- and "
+                               "six capital letters or digits, as on the invite (OV-7K3P9Q)")
                 elif error["type"] == "value_error":
                     message = str(error.get("ctx", {}).get("error", error["msg"]))
                 else:

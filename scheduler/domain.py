@@ -74,9 +74,9 @@ def _to_london(value: dt.datetime) -> dt.datetime:
 
 LocalDateTime = Annotated[dt.datetime, BeforeValidator(_local_date_time), AfterValidator(_to_london), WithJsonSchema({
     "type": "string",
-    "pattern": r"^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$",
-    "description": "Local date and time in Europe/London, ISO 8601 without a UTC offset "
-                   "(2027-03-23T00:00:00).",
+    "pattern": r"^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?(Z|[+-]\d{2}:\d{2})?$",
+    "description": "Local date and time in Europe/London, ISO 8601 (2027-03-23T00:00:00); one "
+                   "given with a UTC offset is converted to London time.",
 })]
 """A date and clock time, local to Europe/London (naive); one given with a UTC offset is
 converted to London time."""

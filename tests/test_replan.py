@@ -426,3 +426,60 @@ def test_the_checker_refuses_a_booking_in_a_closed_room():
         {"room_id": a.room_id, "start": local, "end": local + dt.timedelta(minutes=5)}]})
     codes = {(v.code, v.appointment_id) for v in check_plan(closed, plan).violations}
     assert ("room_closed", a.id) in codes
+
+
+def test_a_kept_draw_trip_whose_review_can_no_longer_follow_it_goes_too():
+    sessions = [session("hca", "2027-03-22"), session("nurse", "2027-03-25")]
+    s = scenario(sessions, [patient("P1", "diabetes")])
+    plan = first_plan(s)
+    kinds = {(a.kind, a.date.isoformat()) for a in plan.appointments}
+    assert kinds == {("blood_draw", "2027-03-22"), ("review", "2027-03-25")}  # results first: three working days
+    _, new = replanned(s, plan, [{"kind": "clinician_absence", "clinician": "nurse", "start": "2027-03-25T00:00:00",
+                                  "end": "2027-03-26T00:00:00"}], as_of=dt.datetime(2027, 3, 22, 7, 0))
+    # The draw is inside the freeze window, but with no review after it, it cannot stand either.
+    assert not new.appointments and [u.review_id for u in new.unbooked] == ["P1-diabetes"]
+    changed = changed_visits(plan, new)
+    draw_trip = next(v.id for v in plan.visits if v.date == dt.date(2027, 3, 22))
+    assert set(changed) == {v.id for v in plan.visits} and "freeze_window" in changed[draw_trip]
+
+
+def test_entries_apply_in_file_order():
+    s = busy_week()
+    plan = first_plan(s)
+    gp_monday = session("gp", "2027-03-22")
+    with pytest.raises(DisruptionError) as refused:
+        prepare(s, plan, disruptions_from_data([
+            {"kind": "session_removed", "session": gp_monday},
+            {"kind": "session_removed", "session": gp_monday}], "d.yaml"), as_of=EARLY)
+    assert [p.location for p in refused.value.problems] == ["entry 2 (session_removed): session"]
+    prepared = prepare(s, plan, disruptions_from_data([
+        {"kind": "patient_added", "patient": patient("P9", "hypertension", "asthma")},
+        {"kind": "review_removed", "patient": "P9", "review_type": "asthma"}], "d.yaml"), as_of=EARLY)
+    (p9,) = [p for p in prepared.scenario.patients if p.id == "P9"]
+    assert [d.review_type_id for d in p9.due_reviews] == ["hypertension"]
+
+
+def test_closing_a_site_whose_room_is_closed_then_is_closing_it_twice():
+    s = busy_week()
+    plan = first_plan(s)
+    with pytest.raises(DisruptionError) as refused:
+        prepare(s, plan, disruptions_from_data([
+            {"kind": "room_closure", "room": "consult", "start": "2027-03-24T09:00:00", "end": "2027-03-24T10:00:00"},
+            {"kind": "site_closure", "site": "surgery", "start": "2027-03-24T00:00:00", "end": "2027-03-25T00:00:00"}],
+            "d.yaml"), as_of=EARLY)
+    assert [p.location for p in refused.value.problems] == ["entry 2 (site_closure): site"]
+
+
+def test_a_manual_move_into_the_past_is_refused_and_one_inside_the_freeze_is_the_managers_choice():
+    s = busy_week()
+    plan = first_plan(s)
+    a = next(x for x in plan.appointments if x.patient_id == "P7")  # Thursday
+    as_of = dt.datetime(2027, 3, 24, 7, 0)
+    past = {"kind": "booking_moved", "appointment": a.id, "date": "2027-03-23", "start": "11:00"}
+    with pytest.raises(DisruptionError) as refused:
+        prepare(s, plan, disruptions_from_data([past], "d.yaml"), as_of=as_of)
+    assert refused.value.problems[0].location == "entry 1 (booking_moved): start"
+    start = _free_start(plan, a.clinician_ids[0], a.date)
+    _, new = replanned(s, plan, [{"kind": "booking_moved", "appointment": a.id, "date": a.date.isoformat(),
+                                  "start": start.strftime("%H:%M")}], as_of=as_of)
+    assert changed_visits(plan, new) == {a.visit_id: ["booking_moved"]}  # no "could not stand" for a choice

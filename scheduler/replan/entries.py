@@ -100,7 +100,8 @@ def check_entries(scenario: Scenario, previous: Plan, disruptions: list[Disrupti
             for other_what, other, start, end, where in closed:
                 same = other == value and other_what == what
                 site_of_room = what == "room" and other_what == "site" and rooms[value].site_id == other
-                if (same or site_of_room) and start < entry.end and entry.start < end:
+                room_at_site = what == "site" and other_what == "room" and other in rooms and rooms[other].site_id == value
+                if (same or site_of_room or room_at_site) and start < entry.end and entry.start < end:
                     found.add(index, what, f"{what} '{value}' is already closed then ({other_what} '{other}', "
                               f"{start.isoformat()} to {end.isoformat()}, in {where})")
                     break
@@ -143,6 +144,7 @@ def check_entries(scenario: Scenario, previous: Plan, disruptions: list[Disrupti
             if entry.patient.id in patients or entry.patient.id in added:
                 found.add(index, "patient.id", f"patient '{entry.patient.id}' is already in the scenario")
             added.add(entry.patient.id)
+            patients.setdefault(entry.patient.id, entry.patient)  # later entries may name them
         elif isinstance(entry, BookingPinned | BookingMoved):
             if entry.reference is not None:
                 visit_id = references.get(entry.reference)
@@ -163,6 +165,9 @@ def check_entries(scenario: Scenario, previous: Plan, disruptions: list[Disrupti
             if isinstance(entry, BookingMoved):
                 if not scenario.horizon_start <= entry.date <= scenario.horizon_end:
                     found.add(index, "date", f"{entry.date} is outside {horizon}")
+                elif dt.datetime.combine(entry.date, entry.start) < as_local(as_of):
+                    found.add(index, "start", f"{entry.date} {entry.start:%H:%M} is before as_of "
+                              f"({as_local(as_of).isoformat(timespec='minutes')}): a booking cannot move into the past")
                 if entry.clinician is not None:
                     unknown(index, "clinician", entry.clinician, clinicians, "clinician")
                 if entry.room is not None:
@@ -214,7 +219,9 @@ def apply_disruptions(scenario: Scenario, previous: Plan, disruptions: list[Disr
     - patient_added: the patient joins; review_removed: the due review goes (and the patient,
       when it was their last).
     - booking_pinned / booking_moved change the plan, not the scenario.
-    The entries must have passed `_check_entries`; the result is not yet validated.
+    The entries must have passed `check_entries`; the result is not yet validated. Raises
+    DisruptionError for an entry that cannot be applied where it stands in the file (a session
+    removed twice, or cut by an absence before its removal).
     """
     sessions = list(scenario.sessions)
     closures = list(scenario.closures)
@@ -226,7 +233,8 @@ def apply_disruptions(scenario: Scenario, previous: Plan, disruptions: list[Disr
         visit_dates[v.patient_id].add(v.date)
         for a_id in v.appointment_ids:
             visit_reviews[(v.patient_id, v.date)].update(appointments[a_id].review_ids)
-    for entry in disruptions:
+    unapplied: list[Problem] = []
+    for index, entry in enumerate(disruptions):
         if isinstance(entry, ClinicianAbsence):
             sessions = [piece for s in sessions for piece in
                         (_cut(s, entry.start, entry.end) if s.clinician_id == entry.clinician else [s])]
@@ -237,7 +245,12 @@ def apply_disruptions(scenario: Scenario, previous: Plan, disruptions: list[Disr
         elif isinstance(entry, SessionAdded):
             sessions.append(entry.session)
         elif isinstance(entry, SessionRemoved):
-            gone = next(i for i, s in enumerate(sessions) if _same_session(s, entry.session))
+            gone = next((i for i, s in enumerate(sessions) if _same_session(s, entry.session)), None)
+            if gone is None:  # removed already, or cut by an absence earlier in the file
+                unapplied.append(Problem(SOURCE, entry_location(index, entry.kind, ("session",)),
+                                         "the session is no longer in the roster when this entry is applied "
+                                         "(an earlier entry removed or cut it)"))
+                continue
             sessions.pop(gone)
         elif isinstance(entry, PatientCancelled):
             patient = patients.get(entry.patient)
@@ -270,6 +283,8 @@ def apply_disruptions(scenario: Scenario, previous: Plan, disruptions: list[Disr
                 patients[entry.patient] = patient.model_copy(update={"due_reviews": dues})
             else:
                 del patients[entry.patient]
+    if unapplied:
+        raise DisruptionError(unapplied)
     return scenario.model_copy(update={"sessions": sessions, "closures": closures, "patients": list(patients.values())})
 
 

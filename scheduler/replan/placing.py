@@ -83,8 +83,10 @@ class _Placer:
     stability cost of each visit of the previous plan not kept exactly."""
 
     def __init__(self, inst: Instance, bundles: list[Bundle], stays: dict[str, list[Visit]],
-                 old_visits: dict[str, list[Visit]], frozen_before: dt.datetime):
-        self.inst, self.old_visits, self.frozen_before = inst, old_visits, frozen_before
+                 old_visits: dict[str, list[Visit]], frozen_before: dt.datetime, fixed: set[frozenset]):
+        """`stays`: per bundle, the visits put in the book now; `fixed`: signatures of visits
+        that never move (pinned, or moved by the manager)."""
+        self.inst, self.old_visits, self.frozen_before, self.fixed = inst, old_visits, frozen_before, fixed
         self.book = Daybook(inst)
         self.booker = GreedyBooker(inst, self.book)
         self.sessions: dict[tuple, int] = defaultdict(int)  # bookings per clinician session, for SESSION_USED
@@ -190,8 +192,16 @@ class _Placer:
             candidates += list(self.refits(bundle, stay))
         if not stay:
             candidates += self.placements(bundle)
-        best = min((c for c in candidates if consistent(self.inst, bundle, c)),
-                   key=lambda c: self.price(bundle, c), default=stay)
+        good = [c for c in candidates if consistent(self.inst, bundle, c)]
+        orphans = [v for v in stay if all(bk.step.kind == "blood_draw" for bk in v) and signature(v) not in self.fixed]
+        if not good and orphans:
+            # A draw-only trip kept (in the past or the freeze window) whose reviews can no
+            # longer follow it cannot stand either: it goes, and the bundle is placed without it.
+            self.release(bundle, {signature(v) for v in orphans})
+            self.put(standing)
+            self.place(bundle, [v for v in stay if v not in orphans], standing)
+            return
+        best = min(good, key=lambda c: self.price(bundle, c), default=stay)
         self.put(best[len(stay):])
 
     def eject(self, target: Bundle, movable: set[str], by_id: dict[str, Bundle]) -> bool:
@@ -272,9 +282,10 @@ def replan(prepared: Prepared, previous: Plan, settings: SolverSettings | None =
         stage_seconds[name] = round(stage_seconds.get(name, 0.0) + now - lap_at[0], 3)
         lap_at[0] = now
 
-    def report(stage: str, objective=None) -> None:
+    def report(stage: str, objective=None, bound=None) -> None:
         if on_progress:
-            on_progress(PlanningProgress(stage, time.monotonic() - started, settings.time_limit_seconds, objective))
+            on_progress(PlanningProgress(stage, time.monotonic() - started, settings.time_limit_seconds,
+                                         objective, bound))
 
     report("replanning")
     reused = prepared.reading is not None and prepared.reading.previous is previous
@@ -294,7 +305,9 @@ def replan(prepared: Prepared, previous: Plan, settings: SolverSettings | None =
     inst = Instance(_freeze_scenario(r.scenario, {b.patient_id for b in free}, r.frozen_before))
     # A free bundle's standing visits go in the book too, so no one else may take them.
     placer = _Placer(inst, bundles, {b.id: must.get(b.id, []) + keep.get(b.id, []) for b in bundles},
-                     old_visits, r.frozen_before)
+                     old_visits, r.frozen_before,
+                     {signature(r.standing[v]) for v in r.pinned if v in r.standing}
+                     | {signature(m) for m in r.moves.values()})
     order = sorted(priority_order(inst, free), key=lambda b: -bool(lost.get(b.id)))
     for bundle in order:
         placer.place(bundle, must.get(bundle.id, []), keep.get(bundle.id, []))
@@ -317,7 +330,7 @@ def replan(prepared: Prepared, previous: Plan, settings: SolverSettings | None =
                      deadline=budget.compact_deadline, movable=moved)
     lap("compaction")
     plan = _assemble(prepared, r, inst, bundles, chosen, settings, previous_plan_id, stage_seconds, len(free), lap)
-    report("done", plan.solver.objective)
+    report("done", plan.solver.objective, plan.solver.best_bound)
     return plan
 
 
