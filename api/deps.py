@@ -86,6 +86,8 @@ def caller(
 ACTION_TEXT = {
     "publish": "publish plans",
     "calendar_tokens": "see patients' invites or hand out calendar links",
+    "replan": "re-plan plans",
+    "discard": "discard plans",
 }
 
 

@@ -19,7 +19,7 @@ from api.models import ApiKey, Organisation, utcnow
 ROLES = ("manager", "planner")
 # What each role may do: planners (ICB capacity studies) model and solve scenarios; only
 # managers publish plans to patients and hand out calendar links.
-MANAGER_ONLY = frozenset({"publish", "calendar_tokens"})
+MANAGER_ONLY = frozenset({"publish", "calendar_tokens", "replan", "discard"})
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,8 @@ def _foreign_call(case, name: str) -> None:
     estate = ESTATES[name]
     owned = {"scenario_id": estate["scenario_id"], "version": estate["version"],
              "plan_id": estate["published_plan"], "job_id": estate["jobs"][0],
-             "reference": estate["reference"], "token_id": estate["token_id"]}
+             "reference": estate["reference"], "token_id": estate["token_id"],
+             "other_plan_id": estate["draft_plan"]}
     path = case.path_parameters or {}
     unknown = sorted(set(path) - set(owned))
     assert not unknown, f"{case.method} {case.path}: no owned value for path parameter(s) {unknown}"

@@ -483,3 +483,18 @@ def test_a_manual_move_into_the_past_is_refused_and_one_inside_the_freeze_is_the
     _, new = replanned(s, plan, [{"kind": "booking_moved", "appointment": a.id, "date": a.date.isoformat(),
                                   "start": start.strftime("%H:%M")}], as_of=as_of)
     assert changed_visits(plan, new) == {a.visit_id: ["booking_moved"]}  # no "could not stand" for a choice
+
+
+def test_a_draw_trip_that_stands_is_kept_exactly_when_its_review_moves():
+    sessions = [session("hca", "2027-03-22"), session("nurse", "2027-03-25"), session("nurse", "2027-03-30"),
+                session("gp", "2027-03-22")]
+    s = scenario(sessions, [patient("P1", "diabetes"), patient("P2", "hypertension"), patient("P3", "frailty")])
+    plan = first_plan(s)
+    draw = next(a for a in plan.appointments if a.patient_id == "P1" and a.kind == "blood_draw")
+    review = next(a for a in plan.appointments if a.patient_id == "P1" and a.kind == "review")
+    assert (draw.date.isoformat(), review.date.isoformat()) == ("2027-03-22", "2027-03-25")
+    _, new = replanned(s, plan, [{"kind": "clinician_absence", "clinician": "nurse", "start": "2027-03-25T00:00:00",
+                                  "end": "2027-03-26T00:00:00"}])
+    assert next(a for a in new.appointments if a.id == draw.id) == draw
+    assert next(a for a in new.appointments if a.id == review.id).date == dt.date(2027, 3, 30)
+    assert set(changed_visits(plan, new)) == {review.visit_id}

@@ -323,8 +323,10 @@ def replan(prepared: Prepared, previous: Plan, settings: SolverSettings | None =
     lap("ejection")
 
     chosen = placer.book.bookings
-    moved = {b.id for b in bundles if b.id in movable and {signature(v) for v in visits_of(placer.book, b.id)}
-             != {signature(v) for v in old_visits.get(b.id, [])}}
+    # Compaction moves every visit of a bundle it is given, so only bundles none of whose visits
+    # is kept exactly: a visit kept as it was is never re-timed.
+    moved = {b.id for b in bundles if b.id in movable and visits_of(placer.book, b.id) and not (
+        {signature(v) for v in visits_of(placer.book, b.id)} & {signature(v) for v in old_visits.get(b.id, [])})}
     report("compacting", evaluate(inst, bundles, chosen).total)
     chosen = compact(inst, bundles, chosen, workers=settings.workers, seed=settings.seed,
                      deadline=budget.compact_deadline, movable=moved)
