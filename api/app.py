@@ -15,7 +15,7 @@ from api.config import Settings
 from api.db import database_ready, make_engine, make_sessionmaker, upgrade, writer
 from api.deps import Services
 from api.jobs import Dispatcher, recover_interrupted
-from api.routes import calendar, jobs, plans, scenarios
+from api.routes import bookings, calendar, jobs, plans, scenarios
 
 DESCRIPTION = """OneVisit plans consolidated multidisciplinary visits for people with several long-term
 conditions. Management routes need `Authorization: Bearer <API key>`; calendar routes use the
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
 
     app = FastAPI(title="OneVisit", version="1", description=DESCRIPTION, lifespan=lifespan)
     errors.install(app, settings.max_body_bytes)
-    for module in (scenarios, jobs, plans, calendar):
+    for module in (scenarios, jobs, plans, calendar, bookings):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

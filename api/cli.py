@@ -7,8 +7,11 @@ serve what was planned on the command line.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -18,7 +21,7 @@ from api.config import Settings
 from api.db import make_engine, make_sessionmaker, transaction, upgrade
 from api.keys import ROLES, create_key, organisation, revoke_key
 from api.models import PlanRecord, ScenarioRecord
-from api.store import add_plan, add_scenario, add_version, label, scenario_version
+from api.store import add_plan, add_scenario, add_version, label, plan_of, scenario_version
 from scheduler import cli as engine_cli
 from scheduler.domain import Scenario
 from scheduler.plan import Plan
@@ -28,7 +31,7 @@ db_app = typer.Typer(no_args_is_help=True, help="The database: SQLite file by de
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for the management API.")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
-for command in (engine_cli.check, engine_cli.schema, engine_cli.generate):
+for command in (engine_cli.schema, engine_cli.generate):
     app.command()(command)
 console = Console()
 LOCAL_ORGANISATION = "local"
@@ -42,19 +45,28 @@ def _url(database_url: str | None) -> str:
     return database_url or Settings.from_env().database_url
 
 
-def save_plan(url: str, scenario: Scenario, plan: Plan, source: str) -> tuple[ScenarioRecord, int, str, int]:
+def save_plan(url: str, scenario: Scenario, plan: Plan, source: str,
+              scenario_id: str | None = None) -> tuple[ScenarioRecord, int, Plan, int]:
     """Keep the scenario (a new version only when it changed) and the plan, in one transaction.
 
+    The scenario is the one with `scenario_id` when given (a re-plan adds a version to the
+    scenario it came from), else the organisation's scenario of the same name, else a new one.
     Does not check the plan: callers pass only a plan the gate has passed (`write_and_keep`).
-    Returns (scenario record, version number, plan id, plan number within the scenario).
+    Returns (scenario record, version number, the plan as stored (its `stored` filled in), plan
+    number within the scenario).
     """
     upgrade(url)
     engine = make_engine(url)
     try:
         with transaction(make_sessionmaker(engine)) as session:
             org = organisation(session, LOCAL_ORGANISATION)
-            record = session.scalar(select(ScenarioRecord).where(
-                ScenarioRecord.organisation_id == org.id, ScenarioRecord.name == label(scenario.name)))
+            record = None
+            if scenario_id is not None:
+                record = session.get(ScenarioRecord, scenario_id)
+                record = record if record is not None and record.organisation_id == org.id else None
+            if record is None:
+                record = session.scalar(select(ScenarioRecord).where(
+                    ScenarioRecord.organisation_id == org.id, ScenarioRecord.name == label(scenario.name)))
             if record is None:
                 version = add_scenario(session, org.id, scenario, source)
                 record = session.get(ScenarioRecord, version.scenario_id)
@@ -63,7 +75,7 @@ def save_plan(url: str, scenario: Scenario, plan: Plan, source: str) -> tuple[Sc
                 if version.content != scenario.model_dump(mode="json"):
                     version = add_version(session, record, scenario, source)
             stored = add_plan(session, version, org.id, plan)
-            return record, version.version, stored.id, stored.number
+            return record, version.version, plan_of(stored), stored.number
     finally:
         engine.dispose()
 
@@ -81,20 +93,27 @@ def plan(
     write_and_keep(loaded, result, out, _url(database_url) if save else None, scenario.name)
 
 
-def write_and_keep(scenario: Scenario, plan: Plan, out: Path, url: str | None, source: str) -> None:
-    """The `plan` command's post-solve step: gate the plan, write `out`/plan.json and
-    appointments.csv, then keep the scenario and plan in the database at `url` (None: not kept).
+def write_and_keep(scenario: Scenario, plan: Plan, out: Path, url: str | None, source: str,
+                   scenario_id: str | None = None, extra: Callable[[Plan], dict[str, str]] | None = None) -> Plan:
+    """The post-solve step of `plan` and `replan`: gate the plan, keep the scenario and plan in
+    the database at `url` (None: not kept), then write `out`/plan.json (naming the stored plan,
+    its scenario and version), appointments.csv, scenario.yaml and `extra(plan)`.
 
-    The gate runs first (inside `engine_cli.write_checked`): a plan that fails the independent
-    check raises typer.Exit(1) before any file is written or the database is opened.
-    `source` is the scenario's file name, recorded on a new scenario version.
+    The gate (`engine_cli.gate_or_exit`) runs first: a plan that fails the independent check
+    raises typer.Exit(1) before any file is written or the database is opened. `source` is
+    recorded on a new scenario version; `scenario_id` is passed to `save_plan`. Returns the plan
+    as written.
     """
-    engine_cli.write_checked(scenario, plan, out)
-    if url is None:
-        return
-    record, version, plan_id, number = save_plan(url, scenario, plan, source)
-    console.print(f"Saved in {url}: scenario {record.id} version {version}, plan {plan_id} "
-                  f"(plan {number} of this scenario), organisation '{LOCAL_ORGANISATION}'.")
+    engine_cli.gate_or_exit(scenario, plan)
+    saved = None
+    if url is not None:
+        record, version, plan, number = save_plan(url, scenario, plan, source, scenario_id)
+        saved = (f"Saved in {url}: scenario {record.id} version {version}, plan {plan.stored.plan_id} "
+                 f"(plan {number} of this scenario), organisation '{LOCAL_ORGANISATION}'.")
+    engine_cli.write_files(scenario, plan, out, extra(plan) if extra else None)
+    if saved:
+        console.print(saved, markup=False)
+    return plan
 
 
 def _session_for(database_url: str | None):
@@ -103,7 +122,82 @@ def _session_for(database_url: str | None):
     return make_engine(url)
 
 
+@dataclass(frozen=True)
+class PlanSource:
+    """A PLAN argument resolved: the plan, the scenario it was planned from (None when neither
+    beside the file nor in the database), where it is stored (None: not in this database), and
+    the booking references its scenario's calendars use (reference -> visit id)."""
+
+    plan: Plan
+    scenario: Scenario | None
+    plan_id: str | None = None
+    scenario_id: str | None = None
+    references: dict[str, str] = field(default_factory=dict)
+
+
+def _fail(message: str) -> NoReturn:
+    engine_cli.errors.print(message, markup=False)
+    raise typer.Exit(engine_cli.EXIT_BAD_INPUT)
+
+
+def resolve_plan(spec: str, url: str) -> PlanSource:
+    """A plan file (plan.json, or a folder holding one) or a stored plan id, with its scenario.
+
+    For a file, the scenario is the `scenario.yaml` beside it, else the stored scenario version
+    its `stored` field names; a stored id reads both from the database at `url`. Prints what is
+    wrong and raises typer.Exit(2) when neither is found or a file cannot be read.
+    """
+    path = Path(spec)
+    if path.is_dir():
+        path = path / "plan.json"
+    if path.is_file():
+        try:
+            plan = Plan.model_validate_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            _fail(f"{path}: not a readable plan: {exc}")
+        beside = path.parent / "scenario.yaml"
+        scenario = engine_cli._load(beside) if beside.is_file() else None
+        stored = _stored(plan.stored.plan_id, url) if plan.stored else None
+        if stored is None:
+            if scenario is None:
+                _fail(f"{path}: no scenario.yaml beside it, and the plan is not in {url}")
+            return PlanSource(plan, scenario)
+        return PlanSource(plan, scenario or stored.scenario, stored.plan_id, stored.scenario_id, stored.references)
+    if path.suffix or "/" in spec:
+        _fail(f"PLAN: {spec} is not a plan file (nor a folder holding plan.json)")
+    stored = _stored(spec, url)
+    if stored is None:
+        _fail(f"PLAN: {spec} is neither a plan file nor a plan stored in {url}")
+    return stored
+
+
+def _stored(plan_id: str, url: str) -> PlanSource | None:
+    from api.models import ScenarioVersion
+    from api.store import booking_references, scenario_of
+
+    engine = _session_for(url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            record = session.get(PlanRecord, plan_id)
+            if record is None:
+                return None
+            scenario = scenario_of(session.get(ScenarioVersion, record.scenario_version_id))
+            return PlanSource(plan_of(record), scenario, record.id, record.scenario_id,
+                              booking_references(session, record.scenario_id))
+    finally:
+        engine.dispose()
+
+
 def _plan_record(session, plan_id: str | None):
+    if plan_id is not None and (Path(plan_id).is_file() or Path(plan_id).is_dir()):
+        path = Path(plan_id) / "plan.json" if Path(plan_id).is_dir() else Path(plan_id)
+        try:
+            stored = Plan.model_validate_json(path.read_text(encoding="utf-8")).stored
+        except (OSError, ValueError) as exc:
+            _fail(f"{path}: not a readable plan: {exc}")
+        if stored is None:
+            _fail(f"{path}: the plan was never saved in a database (planned with --no-save)")
+        plan_id = stored.plan_id
     query = select(PlanRecord).order_by(PlanRecord.created_at.desc())
     record = session.scalar(query.where(PlanRecord.id == plan_id) if plan_id else query)
     if record is None:
@@ -112,7 +206,108 @@ def _plan_record(session, plan_id: str | None):
     return record
 
 
-PlanIdArg = Annotated[str | None, typer.Argument(help="Plan id (default: the newest plan).")]
+PlanIdArg = Annotated[str | None, typer.Argument(
+    metavar="[PLAN]", help="A plan file (or its folder) or a stored plan id (default: the newest plan).")]
+PlanSpecArg = Annotated[str, typer.Argument(metavar="PLAN", help="A plan file (or its folder) or a stored plan id.")]
+
+
+@app.command()
+def replan(
+    plan_spec: PlanSpecArg,
+    disruptions: Annotated[Path, typer.Option(help="Disruptions file, YAML or JSON (docs/replan.md).")],
+    out: Annotated[Path, typer.Option(help="Folder for plan.json, scenario.yaml, diff.json and appointments.csv.")],
+    as_of: Annotated[str | None, typer.Option(
+        help="Re-plan as of this moment, ISO 8601 (local Europe/London unless it has an offset); default now.")] = None,
+    time_limit: engine_cli.TimeLimitOpt = None, workers: engine_cli.WorkersOpt = None,
+    seed: engine_cli.SeedOpt = None, database_url: DatabaseOpt = None,
+    save: Annotated[bool, typer.Option(help="Also keep the new scenario version and plan in the database.")] = True,
+) -> None:
+    """Re-plan after disruptions, moving only what must move; writes the new plan, its scenario
+    and the diff against PLAN."""
+    from scheduler.diff import diff_plans, format_diff
+    from scheduler.disruptions import DisruptionError, load_disruptions
+    from scheduler.replan import prepare
+    from scheduler.replan import replan as replan_plan
+
+    url = _url(database_url)
+    source = resolve_plan(plan_spec, url)
+    if source.scenario is None:
+        _fail(f"PLAN: the scenario {plan_spec} was planned from was not found")
+    moment = None
+    if as_of is not None:
+        try:
+            moment = dt.datetime.fromisoformat(as_of)
+        except ValueError:
+            _fail(f"--as-of: expected a date and time such as 2027-03-23T09:00, got {as_of!r}")
+    try:
+        entries = load_disruptions(disruptions)
+        prepared = prepare(source.scenario, source.plan, entries, as_of=moment, references=source.references)
+    except DisruptionError as exc:
+        engine_cli.errors.print(f"[bold red]{len(exc.problems)} problem(s) in the disruptions; nothing was written.[/]")
+        for problem in exc.problems:
+            engine_cli.errors.print(f"  {problem}", markup=False, highlight=False)
+        raise typer.Exit(engine_cli.EXIT_BAD_INPUT) from None
+    settings = engine_cli.solver_settings(prepared.scenario, time_limit, workers, seed)
+    new = engine_cli.with_progress(settings, lambda show: replan_plan(
+        prepared, source.plan, settings, previous_plan_id=source.plan_id, on_progress=show))
+    kept = write_and_keep(
+        prepared.scenario, new, out, url if save else None, f"replan of {plan_spec} with {disruptions.name}",
+        scenario_id=source.scenario_id,
+        extra=lambda stored: {"diff.json": diff_plans(source.plan, stored).model_dump_json(indent=2)})
+    console.print(format_diff(diff_plans(source.plan, kept)), markup=False, highlight=False)
+
+
+@app.command()
+def diff(
+    old: Annotated[str, typer.Argument(metavar="OLD", help="The earlier plan: a plan file or a stored plan id.")],
+    new: Annotated[str, typer.Argument(metavar="NEW", help="The later plan: a plan file or a stored plan id.")],
+    out: Annotated[Path | None, typer.Option(help="Also write the diff as JSON to this file.")] = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """What changed from OLD to NEW, patient by patient, with the reason for each change."""
+    from scheduler.diff import diff_plans, format_diff
+
+    url = _url(database_url)
+    result = diff_plans(_plan_only(old, url), _plan_only(new, url))
+    if out is not None:
+        engine_cli._write_atomically(out, result.model_dump_json(indent=2))
+    console.print(format_diff(result), markup=False, highlight=False)
+
+
+def _plan_only(spec: str, url: str) -> Plan:
+    path = Path(spec) / "plan.json" if Path(spec).is_dir() else Path(spec)
+    if path.is_file():
+        try:
+            return Plan.model_validate_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            _fail(f"{path}: not a readable plan: {exc}")
+    return resolve_plan(spec, url).plan
+
+
+@app.command()
+def check(
+    first: Annotated[str, typer.Argument(metavar="[SCENARIO] PLAN", help="The plan (a file or a stored plan id), "
+                                         "optionally after the scenario file it was made from.")],
+    second: Annotated[str | None, typer.Argument(metavar="", help="The plan, when a scenario file comes first.")] = None,
+    sessions_csv: Annotated[Path | None, typer.Option(help="Roster sessions CSV the plan used.")] = None,
+    due_csv: Annotated[Path | None, typer.Option(help="Due reviews CSV the plan used.")] = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Verify every hard rule and recompute the metrics of a plan; exit 1 on any violation.
+
+    `onevisit check PLAN` checks the plan against the scenario beside it (scenario.yaml) or the
+    stored version it names; `onevisit check SCENARIO PLAN` against the scenario file given."""
+    from scheduler.check import check_plan, format_report
+
+    url = _url(database_url)
+    if second is None:
+        source = resolve_plan(first, url)
+        scenario, plan = source.scenario, source.plan
+    else:
+        scenario, plan = engine_cli._load(Path(first), sessions_csv, due_csv), _plan_only(second, url)
+    report = check_plan(scenario, plan)
+    console.print(format_report(report), markup=False)
+    raise typer.Exit(0 if report.ok else engine_cli.EXIT_INVALID_PLAN)
 
 
 @app.command()

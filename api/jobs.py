@@ -7,26 +7,37 @@ writes the finished plan, with every appointment, in one transaction: a killed o
 leaves no half-written plan. One service process owns solving (further instances run with
 ONEVISIT_RUN_JOBS=0 and only serve); on start-up it marks jobs left "running" by a previous
 process as failed (`interrupted`).
+
+A re-plan job (one with `base_plan_id`, made by POST /v1/plans/{id}/replan) solves differently:
+the request already applied the disruptions and stored the result as the job's scenario version;
+the worker applies them again to the base plan (same entries, same `as_of`, same booking
+references), checks that this gives exactly that version, and re-plans from the base plan
+(`scheduler.replan`). Its plan is gated and stored like any other.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import multiprocessing
 import threading
 import time
+from dataclasses import dataclass, replace
 from multiprocessing.process import BaseProcess
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import make_engine, make_sessionmaker, transaction
-from api.models import Job, ScenarioVersion, utcnow
-from api.store import add_plan, scenario_of
+from api.models import Job, PlanRecord, ScenarioVersion, utcnow
+from api.store import add_plan, booking_references, plan_of, scenario_of
 from scheduler import plan_gate
+from scheduler import replan as replanning
+from scheduler.disruptions import disruptions_from_data
 from scheduler.domain import Scenario, SolverSettings
 from scheduler.plan import Plan
 from scheduler.planner import PlanningProgress, make_plan
+from scheduler.problems import ScenarioError
 
 log = logging.getLogger("onevisit.jobs")
 ACTIVE = ("queued", "running")
@@ -77,9 +88,59 @@ def keep_checked_plan(factory: sessionmaker[Session], job_id: str, scenario: Sce
         job.finished_at = job.updated_at = utcnow()
 
 
+class ReplanUnusable(Exception):
+    """A re-plan job whose inputs no longer hold; `code` and the message go on the job."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ReplanInputs:
+    """What a re-plan job re-plans: the base plan, its scenario version, the entries and when."""
+
+    previous: Plan
+    base_scenario: Scenario
+    disruptions: list
+    as_of: dt.datetime
+    references: dict[str, str]
+
+
+def replan_inputs(session: Session, job: Job) -> ReplanInputs:
+    """Read a re-plan job's inputs; ReplanUnusable when the base plan was discarded meanwhile."""
+    base = session.get(PlanRecord, job.base_plan_id)
+    if base is None or base.organisation_id != job.organisation_id:
+        raise ReplanUnusable("base_plan_missing", f"The plan re-planned ({job.base_plan_id}) no longer exists; "
+                             "nothing was planned.")
+    return ReplanInputs(
+        previous=plan_of(base), base_scenario=scenario_of(session.get(ScenarioVersion, base.scenario_version_id)),
+        disruptions=disruptions_from_data(job.disruptions or [], "disruptions"), as_of=job.as_of,
+        references=booking_references(session, job.scenario_id))
+
+
+def no_longer_apply(exc: ScenarioError) -> ReplanUnusable:
+    return ReplanUnusable("invalid_disruptions", "The disruptions no longer apply to the plan:\n" + "\n".join(
+        f"{p.location}: {p.message}" for p in exc.problems))
+
+
+def prepare_again(inputs: ReplanInputs, scenario: Scenario) -> replanning.Prepared:
+    """The request's `prepare`, done again in the worker with the same entries, moment and
+    references; it must give exactly the scenario version the request stored (`scenario`)."""
+    try:
+        prepared = replanning.prepare(inputs.base_scenario, inputs.previous, inputs.disruptions,
+                                      as_of=inputs.as_of, references=inputs.references)
+    except ScenarioError as exc:  # bookings re-published meanwhile, so a reference names another visit
+        raise no_longer_apply(exc) from None
+    if prepared.scenario.model_dump(mode="json") != scenario.model_dump(mode="json"):
+        raise ReplanUnusable("replan_changed", "Applying the disruptions again gave a different scenario "
+                             "from the version stored when the re-plan was asked for; ask again.")
+    return replace(prepared, scenario=scenario)
+
+
 def run_job(job_id: str, database_url: str) -> None:
-    """Entry point of a worker process: solve, then gate and store the plan (`keep_checked_plan`),
-    or record the failure on the job."""
+    """Entry point of a worker process: solve (or, for a job with a base plan, re-plan it), then
+    gate and store the plan (`keep_checked_plan`), or record the failure on the job."""
     engine = make_engine(database_url)
     factory = make_sessionmaker(engine)
     try:
@@ -90,6 +151,8 @@ def run_job(job_id: str, database_url: str) -> None:
             version = session.get(ScenarioVersion, job.scenario_version_id)
             scenario = scenario_of(version)
             settings = SolverSettings.model_validate(job.settings)
+            base_plan_id = job.base_plan_id
+            inputs = replan_inputs(session, job) if base_plan_id else None
         last = {"at": 0.0, "stage": ""}
 
         def on_progress(p: PlanningProgress) -> None:
@@ -103,8 +166,18 @@ def run_job(job_id: str, database_url: str) -> None:
                     bound=p.bound, reviews_booked=p.reviews_booked, patients_booked=p.patients_booked,
                     updated_at=utcnow()))
 
-        plan = make_plan(scenario, settings, on_progress=on_progress)
+        if inputs is None:
+            plan = make_plan(scenario, settings, on_progress=on_progress)
+        else:
+            prepared = prepare_again(inputs, scenario)
+            try:
+                plan = replanning.replan(prepared, inputs.previous, settings, previous_plan_id=base_plan_id,
+                                         on_progress=on_progress)
+            except ScenarioError as exc:  # a pinned or moved booking that no longer holds
+                raise no_longer_apply(exc) from None
         keep_checked_plan(factory, job_id, scenario, plan)
+    except ReplanUnusable as exc:
+        _finish(factory, job_id, "failed", exc.code, str(exc))
     except Exception as exc:
         log.exception("job %s failed", job_id)
         _finish(factory, job_id, "failed", "solve_failed", f"{type(exc).__name__}: {exc}")

@@ -110,7 +110,9 @@ class ScenarioVersion(Base):
 
 
 class Job(Base):
-    """One solve: queued, running (with progress), then finished, failed or cancelled."""
+    """One solve: queued, running (with progress), then finished, failed or cancelled; a job
+    with `base_plan_id` re-plans that plan. A discarded plan's jobs keep their row, with
+    plan_id None and stage "discarded"."""
 
     __tablename__ = "jobs"
 
@@ -130,6 +132,11 @@ class Job(Base):
     error_code: Mapped[str | None] = mapped_column(String(60), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
     plan_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    # A re-plan job (docs/replan.md): the plan re-planned (no foreign key: a draft plan can be
+    # discarded while its re-plans are kept), the moment re-planned from and the entries applied.
+    base_plan_id: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    as_of: Mapped[dt.datetime | None] = mapped_column(default=None)
+    disruptions: Mapped[list | None] = mapped_column(JSON, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)

@@ -5,11 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from api.errors import ProblemOut
-from scheduler.plan import AppointmentKind, Comparison, Metrics, SolverStats, UnbookedReview
+from scheduler.plan import (
+    AppointmentKind,
+    Comparison,
+    Metrics,
+    SolverStats,
+    UnbookedReview,
+    VisitPurpose,
+)
 
 MAX_VERSION = 2**31 - 1  # a version number fits the database's integer column
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -25,6 +33,32 @@ def _iso_date_text(value: Any) -> Any:
 
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_text)]
 """A calendar date given as text YYYY-MM-DD (RFC 3339 full-date) and nothing else."""
+
+LONDON = ZoneInfo("Europe/London")
+_ISO_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?")
+
+
+def _iso_date_time_text(value: Any) -> Any:
+    # As for dates: a number (or numeric text) would otherwise be read as seconds since 1970.
+    if not isinstance(value, str) or not _ISO_DATE_TIME.fullmatch(value):
+        raise ValueError("must be a date and time written YYYY-MM-DDTHH:MM[:SS], with a UTC offset "
+                         "(2027-03-22T09:00:00+00:00) or without one (London time)")
+    return value
+
+
+def _in_london(value: dt.datetime) -> dt.datetime:
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=LONDON)
+    try:
+        aware.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    return aware
+
+
+IsoDateTime = Annotated[dt.datetime, BeforeValidator(_iso_date_time_text), AfterValidator(_in_london),
+                        Field(strict=False)]
+"""A moment given as ISO 8601 text, with a UTC offset or without one (then London wall-clock
+time); always aware once read."""
 
 
 class Out(BaseModel):
@@ -84,6 +118,30 @@ class PlanRequest(BaseModel):
                              description="CP-SAT random seed, 0 to 2^31-1; default the scenario's.")
 
 
+class ReplanRequest(BaseModel):
+    """Re-plan a stored plan: what went wrong (docs/replan.md), from when, and solver settings.
+
+    Settings left out come from the scenario's own solver settings, with the ranges of a plan
+    request (PlanRequest).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    disruptions: list[Any] = Field(
+        description="The disruption entries, each a mapping with a `kind`, exactly as in a "
+        "disruptions file (docs/replan.md); every bad entry is refused by number and field.")
+    as_of: IsoDateTime | None = Field(
+        None, description="The moment re-planned from: ISO 8601, with a UTC offset or without one "
+        "(London time); default now. Nothing new is booked before it.")
+    time_limit_seconds: float | None = Field(
+        None, ge=1, le=MAX_TIME_LIMIT_SECONDS, allow_inf_nan=False,
+        description="Wall-clock seconds the solver may use, 1 to 3600; default the scenario's.")
+    workers: int | None = Field(None, ge=1, le=MAX_SOLVER_WORKERS,
+                                description="CP-SAT search workers for this solve, 1 to 64; default the scenario's.")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED,
+                             description="CP-SAT random seed, 0 to 2^31-1; default the scenario's.")
+
+
 JobStatus = Literal["queued", "running", "finished", "failed", "cancelled"]
 
 
@@ -108,7 +166,8 @@ class JobOut(BaseModel):
     reviews_total: int
     patients_booked: int | None = Field(description="Patients with every due review booked so far.")
     patients_total: int
-    plan_id: str | None
+    plan_id: str | None = Field(description="The plan made; None until finished, and once the plan is discarded.")
+    base_plan_id: str | None = Field(None, description="The plan this job re-plans (a re-plan job), else None.")
     error: JobError | None
     created_at: dt.datetime
     started_at: dt.datetime | None
@@ -119,6 +178,9 @@ class JobList(BaseModel):
     items: list[JobOut]
 
 
+PlanStatus = Literal["draft", "published", "superseded"]
+
+
 class PlanOut(BaseModel):
     id: str
     scenario_id: str
@@ -126,7 +188,10 @@ class PlanOut(BaseModel):
     number: int = Field(description="Plan version within the scenario.")
     job_id: str | None
     created_at: dt.datetime
-    published_at: dt.datetime | None
+    published_at: dt.datetime | None = Field(description="When the plan was (last) published; None if never.")
+    status: PlanStatus = Field(description="published: the scenario's published plan; superseded: published "
+                               "before, another plan since; draft: never published.")
+    previous_plan_id: str | None = Field(description="The plan this one re-planned (None: not a re-plan).")
     scenario_name: str
     metrics: Metrics
     baselines: dict[str, Metrics]
@@ -164,6 +229,35 @@ class AppointmentPage(BaseModel):
 
 class UnbookedList(BaseModel):
     items: list[UnbookedReview]
+
+
+class VisitOut(BaseModel):
+    """One patient visit (a trip to one site on one day) with its appointments, in local time."""
+
+    id: str
+    patient_id: str
+    date: dt.date
+    site_id: str
+    purpose: VisitPurpose
+    start: dt.datetime = Field(description="Local time with offset (Europe/London).")
+    end: dt.datetime
+    appointments: list[AppointmentOut]
+
+
+class BookingOut(BaseModel):
+    """A booking as the desk looks it up by the reference the patient reads out."""
+
+    reference: str
+    status: Literal["active", "cancelled"] = Field(
+        description="cancelled: the visit is in no published plan any more; `visit` is as it was last booked.")
+    sequence: int = Field(description="The invite's SEQUENCE: how many times it was updated or cancelled.")
+    sensitive: bool = Field(description="A sensitive clinic: the patient was sent no invite.")
+    patient_id: str
+    scenario_id: str
+    plan_id: str = Field(description="The plan the visit's current (or, once cancelled, last) booking is in.")
+    published_plan_id: str | None = Field(description="The scenario's published plan now.")
+    updated_at: dt.datetime
+    visit: VisitOut
 
 
 class KeyInfo(BaseModel):

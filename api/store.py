@@ -7,20 +7,24 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from api.errors import not_found
+from api.errors import ApiError, not_found
 from api.models import (
     AppointmentClinician,
     AppointmentRecord,
+    CalendarEvent,
+    Job,
     PlanRecord,
+    Publication,
     ScenarioRecord,
     ScenarioVersion,
+    new_id,
     utcnow,
 )
 from scheduler.domain import Scenario
-from scheduler.plan import Plan
+from scheduler.plan import Plan, StoredPlan
 
 
 def add_scenario(session: Session, organisation_id: str, scenario: Scenario, source: str) -> ScenarioVersion:
@@ -119,12 +123,20 @@ def plan_of(record: PlanRecord) -> Plan:
 
 def add_plan(session: Session, version: ScenarioVersion, organisation_id: str, plan: Plan,
              job_id: str | None = None) -> PlanRecord:
-    """Store a checked plan and every appointment; the caller's transaction makes it all-or-nothing."""
+    """Store a checked plan and every appointment; the caller's transaction makes it all-or-nothing.
+
+    The stored document records where it is kept (`stored`: its own plan id, the scenario and the
+    version number), so a plan file exported from the service names the plan it came from; read
+    the plan back with `plan_of(record)` to have it with `stored` filled in.
+    """
     lock_scenario(session, version.scenario_id)
     number = (session.scalar(select(func.max(PlanRecord.number)).where(
         PlanRecord.scenario_id == version.scenario_id)) or 0) + 1
+    plan_id = new_id()
+    plan = plan.model_copy(update={"stored": StoredPlan(
+        plan_id=plan_id, scenario_id=version.scenario_id, scenario_version=version.version)})
     record = PlanRecord(
-        organisation_id=organisation_id, scenario_id=version.scenario_id, scenario_version_id=version.id,
+        id=plan_id, organisation_id=organisation_id, scenario_id=version.scenario_id, scenario_version_id=version.id,
         number=number, job_id=job_id, document=plan.model_dump(mode="json"), objective=plan.solver.objective,
         best_bound=plan.solver.best_bound, gap=plan.solver.gap, reviews_booked=plan.metrics.reviews_booked,
         reviews=plan.metrics.reviews,
@@ -146,3 +158,47 @@ def add_plan(session: Session, version: ScenarioVersion, organisation_id: str, p
     )
     session.flush()
     return record
+
+
+def plan_status(record: PlanRecord, scenario: ScenarioRecord) -> str:
+    """published (the scenario's published plan), superseded (published before, not now) or draft."""
+    if scenario.published_plan_id == record.id:
+        return "published"
+    return "superseded" if record.published_at is not None else "draft"
+
+
+def booking_references(session: Session, scenario_id: str) -> dict[str, str]:
+    """Every booking reference the scenario's calendars have used (active and cancelled) -> the
+    visit id its current (or last) content is in, for disruptions that name a booking by reference."""
+    rows = session.execute(select(CalendarEvent.reference, CalendarEvent.visit_id).where(
+        CalendarEvent.scenario_id == scenario_id))
+    return {reference: visit_id for reference, visit_id in rows}
+
+
+def discard_plan(session: Session, record: PlanRecord) -> None:
+    """Delete a plan that was never published, with its appointments, in the caller's transaction.
+
+    The jobs that made it keep their row, with plan_id None and stage "discarded". Raises ApiError
+    409 `plan_published` for a plan that has ever been published (patients may hold its invites)
+    and 409 `plan_in_use` while a queued or running job re-plans it.
+    """
+    lock_scenario(session, record.scenario_id)  # publishing and re-planning wait, or went first
+    session.refresh(record)
+    scenario = session.get(ScenarioRecord, record.scenario_id)
+    published = (record.published_at is not None or scenario.published_plan_id == record.id
+                 or session.scalar(select(Publication.plan_id).where(Publication.plan_id == record.id).limit(1))
+                 or session.scalar(select(CalendarEvent.id).where(CalendarEvent.plan_id == record.id).limit(1)))
+    if published:
+        raise ApiError(409, "plan_published", "This plan has been published, so patients may hold its "
+                       "invites; only a plan never published can be discarded.", "plan_id")
+    replanning = session.scalar(select(Job.id).where(Job.base_plan_id == record.id,
+                                                     Job.status.in_(("queued", "running"))).limit(1))
+    if replanning:
+        raise ApiError(409, "plan_in_use", f"Job {replanning} is re-planning this plan; cancel it or let it "
+                       "finish before discarding the plan.", "plan_id")
+    session.execute(delete(AppointmentClinician).where(AppointmentClinician.plan_id == record.id))
+    session.execute(delete(AppointmentRecord).where(AppointmentRecord.plan_id == record.id))
+    session.execute(update(Job).where(Job.plan_id == record.id).values(
+        plan_id=None, stage="discarded", updated_at=utcnow()))
+    session.delete(record)
+    session.flush()

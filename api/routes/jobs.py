@@ -34,6 +34,7 @@ def job_out(session: Session, job: Job) -> JobOut:
         time_limit_seconds=job.settings["time_limit_seconds"], objective=job.objective, bound=job.bound,
         gap=gap, reviews_booked=job.reviews_booked, reviews_total=version.reviews,
         patients_booked=job.patients_booked, patients_total=version.patients, plan_id=job.plan_id,
+        base_plan_id=job.base_plan_id,
         error=JobError(code=job.error_code, message=job.error_message or "") if job.error_code else None,
         created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
     )

@@ -1,23 +1,57 @@
 """Plans: summary and before/after comparison, appointments by date, clinician, room, site or
-patient, unbooked reviews with reasons, the whole document, and clinician lists as CSV."""
+patient, unbooked reviews with reasons, the whole document, and clinician lists as CSV;
+re-planning a plan after disruptions, the difference between two plans, and discarding a draft."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import pendulum
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from api.deps import DB, CallerDep
+from api.deps import DB, CallerDep, require, services
 from api.errors import ERROR_RESPONSES, ApiError
-from api.models import AppointmentClinician, AppointmentRecord, PlanRecord, ScenarioVersion
-from api.schemas import AppointmentOut, AppointmentPage, IsoDate, PlanList, PlanOut, UnbookedList
-from api.store import plan_of, plan_record
+from api.models import (
+    AppointmentClinician,
+    AppointmentRecord,
+    Job,
+    PlanRecord,
+    ScenarioRecord,
+    ScenarioVersion,
+)
+from api.routes.jobs import job_out
+from api.schemas import (
+    AppointmentOut,
+    AppointmentPage,
+    IsoDate,
+    JobOut,
+    PlanList,
+    PlanOut,
+    ReplanRequest,
+    UnbookedList,
+)
+from api.store import (
+    add_version,
+    booking_references,
+    discard_plan,
+    lock_scenario,
+    plan_of,
+    plan_record,
+    plan_status,
+    scenario_of,
+)
+from scheduler import replan as replanning
 from scheduler.cli import appointments_csv
+from scheduler.diff import PlanDiff, diff_plans
+from scheduler.disruptions import as_data, disruptions_from_data
+from scheduler.domain import SolverSettings
 from scheduler.plan import AppointmentKind
+from scheduler.problems import ScenarioError
 
 router = APIRouter(prefix="/v1", tags=["plans"], responses=ERROR_RESPONSES)
 LONDON = pendulum.timezone("Europe/London")
@@ -26,9 +60,11 @@ LONDON = pendulum.timezone("Europe/London")
 def plan_out(session: DB, record: PlanRecord) -> PlanOut:
     plan = plan_of(record)
     version = session.get(ScenarioVersion, record.scenario_version_id)
+    scenario = session.get(ScenarioRecord, record.scenario_id)
     return PlanOut(
         id=record.id, scenario_id=record.scenario_id, scenario_version=version.version, number=record.number,
         job_id=record.job_id, created_at=record.created_at, published_at=record.published_at,
+        status=plan_status(record, scenario), previous_plan_id=plan.replan.previous_plan_id if plan.replan else None,
         scenario_name=plan.scenario_name, metrics=plan.metrics, baselines=plan.baselines,
         comparison=plan.comparison, solver=plan.solver, unbooked_count=len(plan.unbooked),
     )
@@ -108,3 +144,100 @@ def clinician_lists(plan_id: str, session: DB, caller: CallerDep, clinician_id: 
         plan = plan.model_copy(update={"appointments": [a for a in plan.appointments if clinician_id in a.clinician_ids]})
     return Response(appointments_csv(plan), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="clinician-lists.csv"'})
+
+
+def disruptions_error(exc: ScenarioError) -> ApiError:
+    """Every problem with the disruptions, each naming its entry (1-based) and field; `field` is
+    the first problem's place ("disruptions: entry 3 (booking_moved): start"), or `as_of`."""
+    first = exc.problems[0] if exc.problems else None
+    field = f"{first.source}: {first.location}" if first and first.location else (first.source if first else None)
+    if first and first.location == "as_of":
+        field = "as_of"
+    return ApiError(422, "invalid_disruptions",
+                    f"{len(exc.problems)} problem(s) in the disruptions; nothing was saved or started.",
+                    field, exc.problems)
+
+
+@dataclass(frozen=True)
+class PreparedReplan:
+    plan_id: str
+    scenario_id: str
+    prepared: replanning.Prepared
+    settings: SolverSettings
+
+
+def prepared_replan(plan_id: str, body: ReplanRequest, caller: CallerDep, request: Request) -> PreparedReplan:
+    """The disruptions checked against the plan and applied to its scenario, before the request
+    takes its turn to write (a dependency, run in the thread pool): applying them to a large plan
+    takes a moment, and no write waits meanwhile. Raises ApiError 403 for a planner key, 404 for
+    an unknown plan (or another organisation's), 422 `invalid_disruptions` listing every problem,
+    and 422 `invalid_settings` when the settings cannot be used."""
+    require(caller, "replan")
+    try:
+        disruptions = disruptions_from_data(body.disruptions, "disruptions")
+    except ScenarioError as exc:
+        raise disruptions_error(exc) from None
+    with services(request).factory() as session:
+        record = plan_record(session, caller.organisation_id, plan_id)
+        previous = plan_of(record)
+        scenario = scenario_of(session.get(ScenarioVersion, record.scenario_version_id))
+        references = booking_references(session, record.scenario_id)
+        scenario_id = record.scenario_id
+    try:
+        prepared = replanning.prepare(scenario, previous, disruptions, as_of=body.as_of, references=references)
+    except ScenarioError as exc:  # DisruptionError, or a next version the validator refuses
+        raise disruptions_error(exc) from None
+    overrides = body.model_dump(include={"time_limit_seconds", "workers", "seed"}, exclude_none=True)
+    try:
+        settings = SolverSettings.model_validate({**prepared.scenario.solver.model_dump(mode="json"), **overrides})
+    except ValidationError as exc:  # a scenario stored before today's ranges: say so, not a 500
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise ApiError(422, "invalid_settings",
+                       f"The scenario's solver setting '{where}' is not usable ({first['msg']}); "
+                       "override it in the request.", f"solver.{where}") from None
+    return PreparedReplan(plan_id, scenario_id, prepared, settings)
+
+
+@router.post("/plans/{plan_id}/replan", status_code=202, response_model=JobOut,
+             summary="Re-plan a plan after disruptions: a new scenario version and a job (manager key)")
+def replan_plan(plan_id: str, caller: CallerDep,
+                ready: Annotated[PreparedReplan, Depends(prepared_replan)], session: DB) -> JobOut:
+    """Apply the disruptions (docs/replan.md) to the plan's scenario version, store the result as
+    the scenario's next version, and queue a job that re-plans the plan on it with the fewest
+    changes. The plan and its version are never modified; the new plan is a draft until published."""
+    lock_scenario(session, ready.scenario_id)  # a discard of the base plan waits, or went first
+    record = plan_record(session, caller.organisation_id, ready.plan_id)
+    scenario = session.get(ScenarioRecord, record.scenario_id)
+    prepared = ready.prepared
+    n = len(prepared.disruptions)
+    version = add_version(session, scenario, prepared.scenario,
+                          f"replan of plan {record.id}: {n} disruption{'' if n == 1 else 's'}")
+    job = Job(organisation_id=caller.organisation_id, scenario_id=record.scenario_id, scenario_version_id=version.id,
+              settings=ready.settings.model_dump(mode="json"), base_plan_id=record.id, as_of=prepared.as_of,
+              disruptions=as_data(prepared.disruptions))
+    session.add(job)
+    session.flush()
+    return job_out(session, job)
+
+
+@router.get("/plans/{plan_id}/diff/{other_plan_id}", response_model=PlanDiff,
+            summary="What changed from this plan to another, visit by visit, and why")
+def plan_diff(plan_id: str, other_plan_id: str, session: DB, caller: CallerDep) -> PlanDiff:
+    """`plan_id` is the old plan, `other_plan_id` the new one (usually its re-plan). Reasons name
+    the disruption entries of the new plan's re-plan record when it re-planned the old one."""
+    old = plan_of(plan_record(session, caller.organisation_id, plan_id))
+    new = plan_of(plan_record(session, caller.organisation_id, other_plan_id))
+    return diff_plans(old, new)
+
+
+@router.delete("/plans/{plan_id}", status_code=204, response_class=Response,
+               responses={204: {"description": "Discarded."}},
+               summary="Discard a plan that was never published (manager key)")
+def discard(plan_id: str, session: DB, caller: CallerDep) -> Response:
+    """Deletes the plan and its appointments; the jobs that made it keep their id, with plan_id
+    null and stage "discarded". 409 `plan_published` for a plan ever published, 409 `plan_in_use`
+    while a job re-plans it."""
+    require(caller, "discard")
+    discard_plan(session, plan_record(session, caller.organisation_id, plan_id))
+    return Response(status_code=204)
