@@ -79,6 +79,7 @@ def broken_everywhere() -> Scenario:
     data["clinicians"][3]["review_type_ids"].append("asthma")
     for clinician in data["clinicians"]:
         clinician.pop("takes_bloods", None)
+    data["closures"] = [{"room_id": "rs-nowhere", "start": dt.datetime(2027, 3, 24, 9), "end": dt.datetime(2027, 3, 24, 12)}]
     return Scenario.model_validate(data)
 
 
@@ -440,3 +441,24 @@ def test_shared_components_must_fit_inside_the_review_once_each():
     assert any("shared_component_ids[2]" in m and "listed twice" in m for m in messages)
     assert any("asthma" in m and "7 min, more than the review's 5 min" in m for m in messages)
     assert validate(Scenario.model_validate(data), "t.yaml") == []
+
+
+# --- closures ---------------------------------------------------------------------------------
+
+def test_closures_name_a_room_or_site_that_exists_end_after_they_start_and_never_overlap() -> None:
+    data = tutorial()
+    day = dt.datetime(2027, 3, 24)
+    data["closures"] = [
+        {"room_id": "rs-nurse", "start": day.replace(hour=9), "end": day.replace(hour=12)},
+        {"room_id": "rs-nurse", "start": day.replace(hour=11), "end": day.replace(hour=13)},  # closed twice
+        {"site_id": "riversid", "start": day, "end": day.replace(hour=23)},
+        {"room_id": "rs-mdt", "site_id": "riverside", "start": day, "end": day.replace(hour=1)},
+        {"room_id": "rs-mdt", "start": day.replace(hour=10), "end": day.replace(hour=9)},
+    ]
+    problems = {(p.location, p.message) for p in validate(Scenario.model_validate(data), "t.yaml")}
+    said = {location: message for location, message in problems}
+    assert "already closed then by closures[0]" in said["closures[1].start"]
+    assert "unknown site 'riversid'" in said["closures[2].site_id"]
+    assert said["closures[3]"] == "give exactly one of room_id and site_id"
+    assert "ends (2027-03-24T09:00:00) at or before it starts" in said["closures[4].end"]
+    assert len(problems) == 4
