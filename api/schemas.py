@@ -7,9 +7,10 @@ import re
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from api.errors import ProblemOut
+from api.errors import ApiError, ProblemOut
+from scheduler.domain import SolverSettings
 from scheduler.plan import (
     AppointmentKind,
     Comparison,
@@ -99,8 +100,8 @@ MAX_TIME_LIMIT_SECONDS = 3600
 MAX_SOLVER_WORKERS = 64
 
 
-class PlanRequest(BaseModel):
-    """Start a plan; settings left out come from the scenario's own solver settings.
+class SolverOverrides(BaseModel):
+    """Solver settings for one solve; those left out come from the scenario's own.
 
     Every number has a stated range and is refused outside it, never clamped; types are strict,
     so `false` is not a seed and `"5"` or `2.0` is not a worker count (422 naming the field).
@@ -108,7 +109,6 @@ class PlanRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    version: int | None = Field(None, ge=1, le=MAX_VERSION, description="Scenario version to solve; default the latest.")
     time_limit_seconds: float | None = Field(
         None, ge=1, le=MAX_TIME_LIMIT_SECONDS, allow_inf_nan=False,
         description="Wall-clock seconds the solver may use, 1 to 3600; default the scenario's.")
@@ -117,15 +117,29 @@ class PlanRequest(BaseModel):
     seed: int | None = Field(None, ge=0, le=MAX_SEED,
                              description="CP-SAT random seed, 0 to 2^31-1; default the scenario's.")
 
+    def settings(self, solver: dict[str, Any], whose: str, advice: str) -> SolverSettings:
+        """`solver` (a scenario's solver settings, as stored) with these overrides. Raises
+        ApiError 422 `invalid_settings` naming the field when a stored value is out of today's
+        ranges; `whose` and `advice` word the message."""
+        overrides = self.model_dump(include={"time_limit_seconds", "workers", "seed"}, exclude_none=True)
+        try:
+            return SolverSettings.model_validate({**solver, **overrides})
+        except ValidationError as exc:  # a scenario stored before today's ranges: say so, not a 500
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            raise ApiError(422, "invalid_settings", f"{whose} solver setting '{where}' is not usable "
+                           f"({first['msg']}); {advice}.", f"solver.{where}") from None
 
-class ReplanRequest(BaseModel):
-    """Re-plan a stored plan: what went wrong (docs/replan.md), from when, and solver settings.
 
-    Settings left out come from the scenario's own solver settings, with the ranges of a plan
-    request (PlanRequest).
-    """
+class PlanRequest(SolverOverrides):
+    """Start a plan of a scenario version."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    version: int | None = Field(None, ge=1, le=MAX_VERSION, description="Scenario version to solve; default the latest.")
+
+
+class ReplanRequest(SolverOverrides):
+    """Re-plan a stored plan: what went wrong (docs/replan.md), from when, and solver settings
+    (as for a plan)."""
 
     disruptions: list[Any] = Field(
         description="The disruption entries, each a mapping with a `kind`, exactly as in a "
@@ -133,13 +147,6 @@ class ReplanRequest(BaseModel):
     as_of: IsoDateTime | None = Field(
         None, description="The moment re-planned from: ISO 8601, with a UTC offset or without one "
         "(London time); default now. Nothing new is booked before it.")
-    time_limit_seconds: float | None = Field(
-        None, ge=1, le=MAX_TIME_LIMIT_SECONDS, allow_inf_nan=False,
-        description="Wall-clock seconds the solver may use, 1 to 3600; default the scenario's.")
-    workers: int | None = Field(None, ge=1, le=MAX_SOLVER_WORKERS,
-                                description="CP-SAT search workers for this solve, 1 to 64; default the scenario's.")
-    seed: int | None = Field(None, ge=0, le=MAX_SEED,
-                             description="CP-SAT random seed, 0 to 2^31-1; default the scenario's.")
 
 
 JobStatus = Literal["queued", "running", "finished", "failed", "cancelled"]

@@ -77,3 +77,24 @@ class Budget:
     @staticmethod
     def passed(deadline: float | None) -> bool:
         return deadline is not None and time.monotonic() >= deadline
+
+
+class StageClock:
+    """Wall-clock seconds spent in each stage of one optimisation, lapped one after another from
+    `started` (a `time.monotonic()` moment): `seconds` is the plan's `solver.stage_seconds`,
+    `wall_seconds` its `solver.wall_seconds` (start to the last lap; ms precision)."""
+
+    def __init__(self, started: float):
+        self.started = self.last = started
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        """The time since the previous lap goes to stage `name` (added, if it ran before)."""
+        now = time.monotonic()
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + now - self.last, 3)
+        self.last = now
+
+    @property
+    def wall_seconds(self) -> float:
+        return round(self.last - self.started, 3)
+

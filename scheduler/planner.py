@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from scheduler.assemble import appointments_and_visits, booked_review_ids, unbooked_entries
 from scheduler.baselines import GreedyBooker, greedy_consolidate, old_way, priority_order
-from scheduler.budget import Budget
+from scheduler.budget import Budget, StageClock
 from scheduler.bundles import BundleBuilder
 from scheduler.compact import compact
 from scheduler.daybook import Booking, Daybook, empty_book
@@ -295,13 +295,8 @@ def make_plan(
     settings = settings or scenario.solver
     budget = Budget(settings.time_limit_seconds)
     started = budget.started
-    stage_seconds: dict[str, float] = {}
-    stage_started = [started]
-
-    def lap(name: str) -> None:
-        now = time.monotonic()
-        stage_seconds[name] = round(stage_seconds.get(name, 0.0) + now - stage_started[0], 3)
-        stage_started[0] = now
+    clock = StageClock(started)
+    lap = clock.lap
 
     inst = Instance(scenario)
     booked = {"reviews": None, "patients": None}
@@ -397,8 +392,8 @@ def make_plan(
             bound_sources=result.bound_sources,
             bound_scope=bound_scope(scenario),
             gap=gap,
-            wall_seconds=round(stage_started[0] - started, 3),  # the clock the stages were lapped on
-            stage_seconds=stage_seconds,
+            wall_seconds=clock.wall_seconds,  # the clock the stages were lapped on
+            stage_seconds=clock.seconds,
             time_limit_seconds=settings.time_limit_seconds,
             workers=settings.workers,
             seed=settings.seed,

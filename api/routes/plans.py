@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import pendulum
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from api.deps import DB, CallerDep, require, services
@@ -187,15 +186,8 @@ def prepared_replan(plan_id: str, body: ReplanRequest, caller: CallerDep, reques
         prepared = replanning.prepare(scenario, previous, disruptions, as_of=body.as_of, references=references)
     except ScenarioError as exc:  # DisruptionError, or a next version the validator refuses
         raise disruptions_error(exc) from None
-    overrides = body.model_dump(include={"time_limit_seconds", "workers", "seed"}, exclude_none=True)
-    try:
-        settings = SolverSettings.model_validate({**prepared.scenario.solver.model_dump(mode="json"), **overrides})
-    except ValidationError as exc:  # a scenario stored before today's ranges: say so, not a 500
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise ApiError(422, "invalid_settings",
-                       f"The scenario's solver setting '{where}' is not usable ({first['msg']}); "
-                       "override it in the request.", f"solver.{where}") from None
+    settings = body.settings(prepared.scenario.solver.model_dump(mode="json"), "The scenario's",
+                             "override it in the request")
     return PreparedReplan(plan_id, scenario_id, prepared, settings)
 
 

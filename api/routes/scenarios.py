@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Body, Depends, File, Path, Request, UploadFile
-from pydantic import ValidationError
 from sqlalchemy import select
 
 from api.deps import DB, CallerDep
@@ -24,7 +23,7 @@ from api.schemas import (
     ValidationReport,
 )
 from api.store import add_scenario, add_version, scenario_record, scenario_version
-from scheduler.domain import Scenario, SolverSettings
+from scheduler.domain import Scenario
 from scheduler.scenario_io import (
     Problem,
     ScenarioError,
@@ -222,15 +221,8 @@ def start_plan(scenario_id: str, session: DB, caller: CallerDep,
     request = request or PlanRequest()
     record = scenario_record(session, caller.organisation_id, scenario_id)
     version = scenario_version(session, record, request.version)
-    overrides = request.model_dump(exclude={"version"}, exclude_none=True)
-    try:
-        settings = SolverSettings.model_validate({**version.content.get("solver", {}), **overrides})
-    except ValidationError as exc:  # a version stored before today's ranges: say so, not a 500
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise ApiError(422, "invalid_settings",
-                       f"The scenario version's solver setting '{where}' is not usable ({first['msg']}); "
-                       "override it in the request or save a corrected version.", f"solver.{where}") from None
+    settings = request.settings(version.content.get("solver", {}), "The scenario version's",
+                                "override it in the request or save a corrected version")
     job = Job(organisation_id=caller.organisation_id, scenario_id=record.id, scenario_version_id=version.id,
               settings=settings.model_dump(mode="json"))
     session.add(job)

@@ -17,7 +17,7 @@ from scheduler.assemble import (
     unbooked_entries,
 )
 from scheduler.baselines import GreedyBooker, greedy_consolidate, old_way, options, priority_order
-from scheduler.budget import Budget
+from scheduler.budget import Budget, StageClock
 from scheduler.compact import compact
 from scheduler.daybook import Booking, Daybook, empty_book
 from scheduler.disruptions import (
@@ -274,13 +274,7 @@ def replan(prepared: Prepared, previous: Plan, settings: SolverSettings | None =
     settings = settings or prepared.scenario.solver
     budget = Budget(settings.time_limit_seconds)
     started = budget.started
-    stage_seconds: dict[str, float] = {}
-    lap_at = [started]
-
-    def lap(name: str) -> None:
-        now = time.monotonic()
-        stage_seconds[name] = round(stage_seconds.get(name, 0.0) + now - lap_at[0], 3)
-        lap_at[0] = now
+    clock = StageClock(started)
 
     def report(stage: str, objective=None, bound=None) -> None:
         if on_progress:
@@ -300,7 +294,7 @@ def replan(prepared: Prepared, previous: Plan, settings: SolverSettings | None =
     for bookings in r.old.values():
         if bookings:
             old_visits[bookings[0].bundle_id].append(bookings)
-    lap("reading")
+    clock.lap("reading")
 
     inst = Instance(_freeze_scenario(r.scenario, {b.patient_id for b in free}, r.frozen_before))
     # A free bundle's standing visits go in the book too, so no one else may take them.
@@ -311,7 +305,7 @@ def replan(prepared: Prepared, previous: Plan, settings: SolverSettings | None =
     order = sorted(priority_order(inst, free), key=lambda b: -bool(lost.get(b.id)))
     for bundle in order:
         placer.place(bundle, must.get(bundle.id, []), keep.get(bundle.id, []))
-    lap("placing")
+    clock.lap("placing")
 
     movable = {b.id for b in bundles if not must.get(b.id)}
     for target in order:
@@ -320,7 +314,7 @@ def replan(prepared: Prepared, previous: Plan, settings: SolverSettings | None =
         booked_now = {rid for bk in placer.book.by_bundle.get(target.id, []) for rid in bk.step.review_ids}
         if target.id in movable and any(rid not in booked_now for s in target.review_steps for rid in s.review_ids):
             placer.eject(target, movable, r.by_id)
-    lap("ejection")
+    clock.lap("ejection")
 
     chosen = placer.book.bookings
     # Compaction moves every visit of a bundle it is given, so only bundles none of whose visits
@@ -330,8 +324,8 @@ def replan(prepared: Prepared, previous: Plan, settings: SolverSettings | None =
     report("compacting", evaluate(inst, bundles, chosen).total)
     chosen = compact(inst, bundles, chosen, workers=settings.workers, seed=settings.seed,
                      deadline=budget.compact_deadline, movable=moved)
-    lap("compaction")
-    plan = _assemble(prepared, r, inst, bundles, chosen, settings, previous_plan_id, stage_seconds, len(free), lap)
+    clock.lap("compaction")
+    plan = _assemble(prepared, r, inst, bundles, chosen, settings, previous_plan_id, clock, len(free))
     report("done", plan.solver.objective, plan.solver.best_bound)
     return plan
 
@@ -353,8 +347,7 @@ def consistent(inst: Instance, bundle: Bundle, visits: list[Visit]) -> bool:
 
 
 def _assemble(prepared: Prepared, r: PreviousPlan, inst: Instance, bundles: list[Bundle], chosen: list[Booking],
-              settings: SolverSettings, previous_plan_id: str | None, stage_seconds: dict[str, float],
-              placed: int, lap: Callable[[str], None]) -> Plan:
+              settings: SolverSettings, previous_plan_id: str | None, clock: StageClock, placed: int) -> Plan:
     """The plan document, as `make_plan` assembles one: appointments and visits, unbooked
     reviews with reasons, metrics, the old-way and greedy baselines, and an honest bound."""
     real = r.inst  # the version's own instance: reasons and baselines without the freeze
@@ -373,7 +366,7 @@ def _assemble(prepared: Prepared, r: PreviousPlan, inst: Instance, bundles: list
     objective = evaluate(inst, bundles, chosen).total
     model = cp_model.CpModel()
     bound = standalone_floor(real, build_variables(model, real, bundles))
-    lap("assembly")
+    clock.lap("assembly")
     gap = (objective - bound) / objective if objective else 0.0
     return Plan(
         scenario_name=prepared.scenario.name,
@@ -389,6 +382,6 @@ def _assemble(prepared: Prepared, r: PreviousPlan, inst: Instance, bundles: list
             method=f"re-plan: visits that stand kept, {placed} patient(s) placed again around them",
             objective=objective, best_bound=bound, bound_source="simple_standalone_floor",
             bound_sources={"simple_standalone_floor": bound}, bound_scope=bound_scope(prepared.scenario),
-            gap=gap, wall_seconds=round(sum(stage_seconds.values()), 3), stage_seconds=stage_seconds,
+            gap=gap, wall_seconds=clock.wall_seconds, stage_seconds=clock.seconds,
             time_limit_seconds=settings.time_limit_seconds, workers=settings.workers, seed=settings.seed),
     )
