@@ -282,6 +282,10 @@ class Patient(Strict):
     )
     priority: Count = Field(0, ge=0, le=3, description="0 routine … 3 highest (complex, deprived).")
     preferred_time: Literal["any", "morning", "afternoon"] = "any"
+    deprivation_quintile: Count | None = Field(
+        None, ge=1, le=5, description="Deprivation quintile of the patient's home area, 1 = most "
+        "deprived fifth, 5 = least, from the English Indices of Deprivation (IMD); for equity "
+        "figures only, never used to book.")
 
     def review_id(self, due: DueReview) -> str:
         """The due review's stable id."""
