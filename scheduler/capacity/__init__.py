@@ -1,0 +1,1 @@
+"""Estate capacity studies for ICB planners (docs/capacity.md)."""
