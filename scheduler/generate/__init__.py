@@ -3,7 +3,8 @@
 ``generate_scenario("practice" | "pcn", seed=..., start=..., weeks=4)`` builds a `Scenario` whose
 every default comes from /shared/DOMAIN_FIGURES.md ("DF"; `figures` names the row of each value).
 The same seed always gives the same scenario: all randomness flows, stage by stage, from one
-``random.Random(seed)``, and nothing iterates over a set.
+``random.Random(seed)`` (deprivation quintiles alone from a second stream derived from the seed),
+and nothing iterates over a set.
 
 Shapes
 - ``practice``: one 10,000-patient practice (DF defaults "Practice list 10,000"), ~200 patients
@@ -17,7 +18,9 @@ Shapes
 Stages (data flows one way; each takes the shared ``rng`` in this order)
   `profile.make_profile` -> `sites.build_estate` -> `workforce.build_workforce` (staff, leave)
   -> `patients.draw_patients` (demand) -> `rosters.build_rosters` (sessions sized from demand)
-  -> [`load.fit_to_load`] -> `care.finish_patients` -> `output.to_scenario`.
+  -> [`load.fit_to_load`] -> `care.finish_patients` -> `deprivation.assign_quintiles` (each
+  patient's deprivation quintile, from a stream of its own, ``Random(f"{seed}-deprivation")``,
+  so it changes no other field) -> `output.to_scenario`.
 
 Valid by construction: unique ids, every reference resolved, sessions on working days only (never
 on an England bank holiday), no clinician in two places at once, due windows inside the horizon,
@@ -43,6 +46,7 @@ from scheduler.generate.capacity import (
     scenario_load,
 )
 from scheduler.generate.care import finish_patients
+from scheduler.generate.deprivation import assign_quintiles
 from scheduler.generate.figures import HEADROOM_TARGET, SAMPLES, ceil_slot
 from scheduler.generate.files import (
     generation_command,
@@ -104,6 +108,7 @@ def generate_scenario(
     if load is not None:
         drafts = fit_to_load(profile, rng, drafts, roster_minutes(workforce), load)
     drafts = finish_patients(profile, workforce.staff, estate.rooms, drafts, rng)
+    assign_quintiles(profile, drafts)  # its own random stream, after all the others
     return to_scenario(profile, estate, workforce.staff, drafts)
 
 

@@ -26,6 +26,13 @@ PATIENTS_PER_PRACTICE_MONTH = round(
 )  # = 200 patients due per practice per four weeks
 INTERIM_SHARE = (INTERIM_UPLIFT - 1) / INTERIM_UPLIFT  # patients due only 6-/3-monthly reviews
 DEPRIVED_UPLIFT = 1.2  # DF defaults "most-deprived fifth x1.2"
+# DF "Deprivation": 2+ LTCs in 30.0% of the most deprived fifth vs 25.8% of the least [5][6].
+MLTC_MOST_DEPRIVED = 0.300
+MLTC_LEAST_DEPRIVED = 0.258
+# *Assumption*: linear between the two over the five fifths (most deprived first).
+MLTC_BY_QUINTILE: tuple[float, ...] = tuple(
+    MLTC_MOST_DEPRIVED + (MLTC_LEAST_DEPRIVED - MLTC_MOST_DEPRIVED) * i / 4 for i in range(5)
+)
 OPT_OUT_SHARE = 0.05  # *Assumption* (PRODUCT 000: "multiple clinicians ... most appropriate")
 
 # DF "Staff per 10,000": GP 4.4, nurse 2.6, HCA 2.4 FTE

@@ -80,4 +80,5 @@ def _patient(p: PatientDraft) -> Patient:
         joint_consultation=p.joint,
         priority=p.priority,
         preferred_time=p.preferred_time,
+        deprivation_quintile=p.quintile,
     )

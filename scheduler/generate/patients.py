@@ -29,7 +29,8 @@ class PatientDraft:
     """One patient while generating. ``reviews`` are review type ids in catalogue order;
     ``windows`` maps each to (first day, last day) due; ``reachable`` is (site id, travel
     minutes); ``work_weekdays``/``work_hours`` a weekly work pattern (relaxable); ``factor`` the
-    extra-time factor (1, 1.25 or 1.5); ``priority`` 0-3."""
+    extra-time factor (1, 1.25 or 1.5); ``priority`` 0-3; ``quintile`` the deprivation quintile
+    (1-5, set last by `scheduler.generate.deprivation`; ``deprived`` means quintile 1)."""
 
     id: str
     home: str
@@ -51,6 +52,7 @@ class PatientDraft:
     named: str | None = None
     wants_continuity: bool = True
     preferred_time: str = "any"
+    quintile: int | None = None
 
     def all_unavailable(self) -> list[Unavailability]:
         out = list(self.unavailable)
