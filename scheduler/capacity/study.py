@@ -190,6 +190,10 @@ class Study(Strict):
     sweeps: list[Sweep] = Field(default_factory=list)
     bottlenecks: list[Name] = Field(
         default_factory=lambda: ["base"], description="Variants whose bottlenecks are ranked ('base' for the base).")
+    bottleneck_roles: list[Role] = Field(
+        default_factory=list, description="Roles whose extra sessions are candidates (empty: every role).")
+    bottleneck_sites: list[Id] = Field(
+        default_factory=list, description="Sites where extra sessions and rooms are candidates (empty: every site).")
 
 
 @dataclass(frozen=True)
@@ -308,6 +312,15 @@ def expand(study: Study, base: Scenario, source: str = "study") -> list[StudyVar
     if problems:
         raise StudyError(problems)
     return result
+
+
+def apply_variant(base: Scenario, variant: Variant, seed: int, source: str = "study") -> Scenario:
+    """The base with the variant's changes applied and validated. Raises StudyError naming the
+    variant and field of every problem."""
+    scenario, problems = _apply(base, variant, f"variant '{variant.name}'", source, seed)
+    if problems or scenario is None:
+        raise StudyError(problems)
+    return scenario
 
 
 def _apply(base: Scenario, variant: Variant, where: str, source: str, seed: int) -> tuple[Scenario | None, list[Problem]]:
