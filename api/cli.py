@@ -31,7 +31,7 @@ db_app = typer.Typer(no_args_is_help=True, help="The database: SQLite file by de
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for the management API.")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
-for command in (engine_cli.schema, engine_cli.generate):
+for command in (engine_cli.schema, engine_cli.generate, engine_cli.capacity):
     app.command()(command)
 console = Console()
 LOCAL_ORGANISATION = "local"

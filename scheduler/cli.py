@@ -324,5 +324,53 @@ def generate(
         f"Wrote {out}: {len(scenario.patients)} patients, {reviews} reviews, {len(scenario.sessions)} sessions.{loaded}"
     )
 
+@app.command()
+def capacity(
+    study: Annotated[Path, typer.Argument(help="Capacity study file, YAML or JSON (docs/capacity.md).")],
+    out: Annotated[Path, typer.Option(help="Folder for report.html, figures.csv, report.json and the plots.")],
+    time_limit: Annotated[float | None, typer.Option(help="Seconds per solve (default: the study's).")] = None,
+    workers: Annotated[int, typer.Option(help="Solves at once (local processes, or a local Dask cluster's workers).")] = 2,
+    dask: Annotated[str | None, typer.Option(
+        help="Solve on Dask: a scheduler address (tcp://host:8786), or 'local' to start a LocalCluster.")] = None,
+) -> None:
+    """Solve a capacity study's base and variants side by side and write its report."""
+    from scheduler.capacity.outcome import run_study
+    from scheduler.capacity.report import write_report
+    from scheduler.capacity.run import DaskMissing
+    from scheduler.capacity.study import StudyError, load_study
+
+    if time_limit is not None and not 1 <= time_limit <= 3600:
+        errors.print(f"--time-limit: expected 1 to 3600 seconds per solve, got {time_limit:g}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if not 1 <= workers <= 64:
+        errors.print(f"--workers: expected 1 to 64 solves at once, got {workers}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    try:
+        loaded, base = load_study(study)
+        columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} solves"),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("solving variants", total=None)
+
+            def show(done: int, total: int, name: str) -> None:
+                bar.update(task, total=total, completed=done, description=f"solved {name[:60]}")
+
+            outcome = run_study(loaded, base, time_limit_seconds=time_limit, processes=workers, dask=dask,
+                                on_progress=show, source=study.name)
+    except StudyError as exc:
+        errors.print(f"[bold red]{len(exc.problems)} problem(s) in the study; nothing was solved.[/]")
+        for problem in exc.problems:
+            errors.print(f"  {problem}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except DaskMissing as exc:
+        errors.print(str(exc), markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    written = write_report(outcome, out)
+    failed = [v for v in outcome.variants if v.error]
+    console.print(f"Solved {len(outcome.variants)} variant(s) ({len(failed)} failed) and "
+                  f"{sum(len(r) for r in outcome.bottlenecks.values())} bottleneck candidate(s); "
+                  f"wrote {', '.join(str(p) for p in written)}.", markup=False)
+
+
 if __name__ == "__main__":
     app()
