@@ -33,10 +33,12 @@ ASSEMBLY_SECONDS = 0.5
 @dataclass
 class Budget:
     """Deadlines (`time.monotonic()` seconds) for the stages of one optimisation of
-    `limit_seconds`, counted from `started`."""
+    `limit_seconds`, counted from `started`. A `deterministic` budget has no deadlines (each is
+    None): every stage stops on work done (`SolverSettings.deterministic_seconds`)."""
 
     limit_seconds: float
     started: float = field(default_factory=time.monotonic)
+    deterministic: bool = False
 
     def at(self, share: float) -> float:
         """The moment `share` (0 to 1) of the limit has passed."""
@@ -47,19 +49,27 @@ class Budget:
         return self.at(1.0)
 
     @property
-    def floor_deadline(self) -> float:
+    def floor_deadline(self) -> float | None:
+        if self.deterministic:
+            return None
         return self.at(FLOOR_SHARE)
 
     @property
-    def master_deadline(self) -> float:
+    def master_deadline(self) -> float | None:
+        if self.deterministic:
+            return None
         return self.at(1.0 - AFTER_MASTER_SHARE)
 
     @property
-    def improve_deadline(self) -> float:
+    def improve_deadline(self) -> float | None:
+        if self.deterministic:
+            return None
         return max(self.started, self.at(1.0 - COMPACT_SHARE) - self._assembly)
 
     @property
-    def compact_deadline(self) -> float:
+    def compact_deadline(self) -> float | None:
+        if self.deterministic:
+            return None
         return max(self.started, self.end - self._assembly)
 
     @property
@@ -70,9 +80,9 @@ class Budget:
         return time.monotonic() - self.started
 
     @staticmethod
-    def left(deadline: float) -> float:
-        """Seconds until `deadline`, never negative."""
-        return max(0.0, deadline - time.monotonic())
+    def left(deadline: float | None) -> float:
+        """Seconds until `deadline`, never negative; infinite for no deadline."""
+        return float("inf") if deadline is None else max(0.0, deadline - time.monotonic())
 
     @staticmethod
     def passed(deadline: float | None) -> bool:

@@ -299,6 +299,13 @@ class SolverSettings(Strict):
     workers: Count = Field(2, ge=1, le=64)
     seed: Count = Field(0, ge=0, le=2**31 - 1, description="CP-SAT's random seed (a 32-bit integer).")
     log: bool = False
+    deterministic_seconds: Real | None = Field(
+        None, gt=0, le=3600,
+        description="When set, no stage stops on the clock: the CP-SAT master stops after this much CP-SAT "
+        "deterministic time, the floors and compaction after their own deterministic limits, the improvement "
+        "pass after its fixed rounds, and the LP bound (which only stops on the clock) is left out; with one "
+        "worker the plan is then the same on any machine and under any load, and time_limit_seconds is not "
+        "enforced. Capacity studies use it (docs/capacity.md).")
 
 
 class VisitRules(Strict):

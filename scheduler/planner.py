@@ -293,7 +293,7 @@ def make_plan(
     be booked is reported as unbooked with its reason.
     """
     settings = settings or scenario.solver
-    budget = Budget(settings.time_limit_seconds)
+    budget = Budget(settings.time_limit_seconds, deterministic=settings.deterministic_seconds is not None)
     started = budget.started
     clock = StageClock(started)
     lap = clock.lap

@@ -79,7 +79,7 @@ def run_study(study: Study, base: Scenario, *, time_limit_seconds: float | None 
         if on_progress:
             on_progress(done[0], total, solved.name)
 
-    settings = solve_settings(limit, study.seed)
+    settings = solve_settings(limit, study.seed, study.deterministic_seconds)
     # The base first: every variant is also planned from the base's plan, and each bottleneck
     # candidate from its subject's, so that more capacity never books fewer (run.solve_variant).
     solved = dict(zip(["base"], run_variants(variants[:1], settings, processes=processes, dask=dask, on_done=tick)))

@@ -75,9 +75,11 @@ def solve_variant(name: str, scenario_json: str, settings_json: str,
     return name, plan.model_dump_json(), None
 
 
-def solve_settings(time_limit_seconds: float, seed: int) -> SolverSettings:
-    """The settings of every solve in a study: one CP-SAT worker, the study's seed."""
-    return SolverSettings(time_limit_seconds=time_limit_seconds, workers=1, seed=seed)
+def solve_settings(time_limit_seconds: float, seed: int, deterministic_seconds: float | None = None) -> SolverSettings:
+    """The settings of every solve in a study: one CP-SAT worker, the study's seed, and its
+    deterministic budget when it has one (then no solve depends on timing)."""
+    return SolverSettings(time_limit_seconds=time_limit_seconds, workers=1, seed=seed,
+                          deterministic_seconds=deterministic_seconds)
 
 
 def run_variants(variants: list[StudyVariant], settings: SolverSettings, *, processes: int = 2,

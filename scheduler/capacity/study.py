@@ -184,7 +184,11 @@ class Study(Strict):
 
     name: Name = Field(min_length=1)
     base: str = Field(min_length=1, max_length=1000, description="The base scenario file, relative to the study file.")
-    time_limit_seconds: Real = Field(60.0, ge=1, le=3600, description="Per solve.")
+    time_limit_seconds: Real = Field(60.0, ge=1, le=3600, description="Per solve (wall clock).")
+    deterministic_seconds: Real | None = Field(
+        None, gt=0, le=3600, description="When set, each solve stops on work done instead of the clock "
+        "(SolverSettings.deterministic_seconds: the master's CP-SAT deterministic time), so the figures "
+        "do not depend on the machine, its load or where a solve ran; time_limit_seconds is then not enforced.")
     seed: Count = Field(1, ge=0, le=2**31 - 1, description="The seed of every solve and of drawn patients.")
     variants: list[Variant] = Field(default_factory=list)
     sweeps: list[Sweep] = Field(default_factory=list)

@@ -100,7 +100,7 @@ def solve_master(
     sessions aside) orders the exact floors: furthest above the simple floor first.
     """
     started = time.monotonic()
-    budget = budget or Budget(settings.time_limit_seconds, started)
+    budget = budget or Budget(settings.time_limit_seconds, started, settings.deterministic_seconds is not None)
     model = cp_model.CpModel()
     v = build_variables(model, inst, bundles)
     # Valid lower bounds that do not depend on the master's search (docs/optimiser.md); the
@@ -125,9 +125,11 @@ def solve_master(
     # The capacity-aware bound (scheduler.model.relaxation) comes before the search, as the
     # search's own relaxation seldom finishes on two workers; it may use up to LP_SHARE of
     # what is left of the master's time.
-    lp = lp_bound(model, v, floors.own_floors, [nothing_booked(b) for b in bundles],
-                  time.monotonic() + LP_SHARE * Budget.left(budget.master_deadline), settings.workers)
-    if lp.bound is not None and lp.bound > 0:  # an LP stopped at once gives nothing useful
+    # PDLP stops only on the clock, so a deterministic solve leaves the LP bound out.
+    lp = None if budget.deterministic else lp_bound(
+        model, v, floors.own_floors, [nothing_booked(b) for b in bundles],
+        time.monotonic() + LP_SHARE * Budget.left(budget.master_deadline), settings.workers)
+    if lp is not None and lp.bound is not None and lp.bound > 0:  # an LP stopped at once gives nothing useful
         sources["lp_relaxation"] = lp.bound
         floor = max(floor, lp.bound)
         if on_progress:
@@ -140,7 +142,10 @@ def solve_master(
     solver = cp_model.CpSolver()
     # What is left of the master's share once the floors and the model are built; at least a
     # moment, so that a hint is still turned into a solution CP-SAT can report.
-    solver.parameters.max_time_in_seconds = max(0.05, Budget.left(budget.master_deadline))
+    if settings.deterministic_seconds is not None:
+        solver.parameters.max_deterministic_time = settings.deterministic_seconds
+    else:
+        solver.parameters.max_time_in_seconds = max(0.05, Budget.left(budget.master_deadline))
     solver.parameters.num_workers = settings.workers
     solver.parameters.random_seed = settings.seed
     solver.parameters.log_search_progress = settings.log

@@ -272,7 +272,7 @@ def replan(prepared: Prepared, previous: Plan, settings: SolverSettings | None =
     `prepare` would).
     """
     settings = settings or prepared.scenario.solver
-    budget = Budget(settings.time_limit_seconds)
+    budget = Budget(settings.time_limit_seconds, deterministic=settings.deterministic_seconds is not None)
     started = budget.started
     clock = StageClock(started)
 
