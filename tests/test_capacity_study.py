@@ -92,6 +92,17 @@ def test_a_site_opens_for_the_patients_near_another():
                for p in made.patients)
 
 
+def test_a_site_opens_for_named_patients_with_their_own_travel_times():
+    made = scenarios({"name": "a hub", "changes": [{
+        "kind": "site_opened", "patient_travel": {"P001": 5, "P002": 40},
+        "site": {"id": "hub", "name": "PCN hub", "kind": "pcn_hub", "address": "1 Hub Road"}}]})["a hub"]
+    reach = {p.id: {r.site_id: r.travel_minutes for r in p.reachable_sites} for p in made.patients}
+    assert reach["P001"]["hub"] == 5 and reach["P002"]["hub"] == 40 and "hub" not in reach["P003"]
+    with pytest.raises(StudyError):
+        study_from_data({"name": "s", "base": "t.yaml", "variants": [{"name": "v", "changes": [
+            {"kind": "site_opened", "site": {"id": "hub", "name": "Hub", "address": "x"}}]}]}, "s.yaml")
+
+
 def test_a_sweep_makes_one_variant_per_value():
     made = scenarios(sweeps=[{"name": "extra nurse sessions", "values": [0, 1, 2], "changes": [
         {"kind": "sessions_added", "role": "practice_nurse", "site": "riverside", "weekdays": ["tue"],

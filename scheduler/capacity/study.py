@@ -106,14 +106,23 @@ class SessionsMoved(_Who):
 
 
 class SiteOpened(Strict):
-    """A new site, its rooms, and who can reach it: patients who reach `near` reach it too, in
-    `travel_minutes` (or their minutes to `near` when left out)."""
+    """A new site, its rooms, and who can reach it: the patients listed in `patient_travel`
+    (patient id -> minutes one way), and the patients who reach `near`, in `travel_minutes` (or
+    their minutes to `near` when left out)."""
 
     kind: Literal["site_opened"]
     site: Site
     rooms: list[Room] = Field(default_factory=list)
-    near: Id = Field(description="An existing site: its patients can reach the new one.")
-    travel_minutes: Count | None = Field(None, ge=0, le=300)
+    near: Id | None = Field(None, description="An existing site: its patients can reach the new one.")
+    travel_minutes: Count | None = Field(None, ge=0, le=300, description="For the patients of `near`.")
+    patient_travel: dict[Id, Annotated[int, Field(strict=True, ge=0, le=300)]] = Field(
+        default_factory=dict, description="Patient id -> travel minutes one way, for named patients.")
+
+    @model_validator(mode="after")
+    def _someone(self) -> SiteOpened:
+        if self.near is None and not self.patient_travel:
+            raise ValueError("say who can reach the new site: near (an existing site) or patient_travel")
+        return self
 
 
 class SiteClosed(Strict):
@@ -425,7 +434,10 @@ def _apply_change(data: dict, change: Change, seed: int, index: int) -> list[tup
                             for s in data["sessions"]]
         return []
     if isinstance(change, SiteOpened):
-        wrong = unknown("near", change.near, sites, "site")
+        wrong = unknown("near", change.near, sites, "site") if change.near is not None else []
+        patient_ids = {p["id"] for p in data["patients"]}
+        wrong += [(f"patient_travel.{pid}", f"unknown patient '{pid}'") for pid in change.patient_travel
+                  if pid not in patient_ids]
         if change.site.id in sites:
             wrong.append(("site.id", f"site '{change.site.id}' already exists"))
         for i, room in enumerate(change.rooms):
@@ -439,8 +451,10 @@ def _apply_change(data: dict, change: Change, seed: int, index: int) -> list[tup
         data["rooms"] += [r.model_dump() for r in change.rooms]
         for p in data["patients"]:
             near = next((r for r in p["reachable_sites"] if r["site_id"] == change.near), None)
-            if near is not None:
+            minutes = change.patient_travel.get(p["id"])
+            if minutes is None and near is not None:
                 minutes = near["travel_minutes"] if change.travel_minutes is None else change.travel_minutes
+            if minutes is not None:
                 p["reachable_sites"] = [*p["reachable_sites"], {"site_id": change.site.id, "travel_minutes": minutes}]
         return []
     if isinstance(change, SiteClosed):
