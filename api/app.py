@@ -1,4 +1,5 @@
-"""The FastAPI application: migrations and job recovery at start-up, the job dispatcher, routes."""
+"""The FastAPI application: migrations and job recovery at start-up, the job and capacity-study
+dispatchers, routes."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from api import errors
+from api.capacity_jobs import StudyDispatcher, recover_interrupted_studies
 from api.config import Settings
 from api.db import database_ready, make_engine, make_sessionmaker, upgrade, writer
 from api.deps import Services
 from api.jobs import Dispatcher, recover_interrupted
-from api.routes import bookings, calendar, jobs, plans, scenarios
+from api.routes import bookings, calendar, capacity, jobs, plans, scenarios
 
 DESCRIPTION = """OneVisit plans consolidated multidisciplinary visits for people with several long-term
 conditions. Management routes need `Authorization: Bearer <API key>`; calendar routes use the
@@ -40,19 +42,23 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         app.state.services = Services(settings, engine, factory, make_sessionmaker(writer(engine)), anyio.Lock())
         if run_jobs:
             recover_interrupted(factory)
+            recover_interrupted_studies(factory)
         dispatcher = Dispatcher(settings.database_url, factory, settings.workers, settings.poll_seconds)
+        studies = StudyDispatcher(settings.database_url, factory, settings.study_processes, settings.poll_seconds)
         if run_jobs:
             dispatcher.start()
+            studies.start()
         try:
             yield
         finally:
             if run_jobs:
                 dispatcher.stop()
+                studies.stop()
             engine.dispose()
 
     app = FastAPI(title="OneVisit", version="1", description=DESCRIPTION, lifespan=lifespan)
     errors.install(app, settings.max_body_bytes)
-    for module in (scenarios, jobs, plans, calendar, bookings):
+    for module in (scenarios, jobs, plans, calendar, bookings, capacity):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

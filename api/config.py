@@ -49,6 +49,8 @@ class Settings:
     # After SIGTERM, seconds open requests get to finish before they are cancelled
     # (ONEVISIT_SHUTDOWN_SECONDS); running solves are stopped and marked interrupted.
     shutdown_seconds: float = DEFAULT_SHUTDOWN_SECONDS
+    # Solves a capacity study runs at once (ONEVISIT_STUDY_PROCESSES); one study runs at a time.
+    study_processes: int = 2
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -64,6 +66,7 @@ class Settings:
             "organiser": env.get("ONEVISIT_ORGANISER", cls.organiser),
             "public_url": env.get("ONEVISIT_PUBLIC_URL", cls.public_url).rstrip("/"),
             "run_jobs": env.get("ONEVISIT_RUN_JOBS", "1").strip().lower() not in ("0", "false", "no"),
+            "study_processes": _positive_int("ONEVISIT_STUDY_PROCESSES", env.get("ONEVISIT_STUDY_PROCESSES", "2")),
         }
         values.update(overrides)
         if values["workers"] < 1:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -261,3 +262,43 @@ class CalendarToken(Base):
     token: Mapped[str] = mapped_column(String(80), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class CapacityStudy(Base):
+    """A capacity study of a stored scenario version (docs/capacity.md), run as a job: queued,
+    running (variants solved so far of all to solve), then finished (with its report files),
+    failed or cancelled."""
+
+    __tablename__ = "capacity_studies"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    scenario_id: Mapped[str] = mapped_column(ForeignKey("scenarios.id"), index=True)
+    scenario_version_id: Mapped[str] = mapped_column(ForeignKey("scenario_versions.id"))
+    document: Mapped[dict] = mapped_column(JSON)  # the study, validated; `base` names the stored version
+    time_limit_seconds: Mapped[float | None] = mapped_column(Float, default=None)  # per solve; None: the study's
+    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    progress_variant: Mapped[str | None] = mapped_column(String(200), default=None)  # the last solved
+    error_code: Mapped[str | None] = mapped_column(String(60), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CapacityStudyFile(Base):
+    """One file of a finished study's report (report.html, report.json, figures.csv, the PNGs),
+    all written with the study's "finished" in one transaction."""
+
+    __tablename__ = "capacity_study_files"
+
+    study_id: Mapped[str] = mapped_column(ForeignKey("capacity_studies.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    media_type: Mapped[str] = mapped_column(String(100))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    size: Mapped[int] = mapped_column(Integer)

@@ -270,3 +270,53 @@ class BookingOut(BaseModel):
 class KeyInfo(BaseModel):
     organisation: str
     role: str
+
+
+class CapacityStudyRequest(BaseModel):
+    """Start a capacity study of a stored scenario version (docs/capacity.md)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    study: dict[str, Any] = Field(
+        description="The study document as in a study file, in JSON, without `base`: the base is the stored "
+        "scenario version (a `base` given is replaced by a note naming that version).")
+    scenario_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                             description="The stored scenario the variants change.")
+    version: int | None = Field(None, ge=1, le=MAX_VERSION, description="Scenario version; default the latest.")
+    time_limit_seconds: float | None = Field(
+        None, ge=1, le=MAX_TIME_LIMIT_SECONDS, allow_inf_nan=False,
+        description="Seconds per solve, 1 to 3600, overriding the study's `time_limit_seconds`.")
+
+
+class StudyProgress(BaseModel):
+    done: int = Field(description="Solves finished (the base, the variants, then the bottleneck candidates).")
+    total: int = Field(description="Solves in the whole study.")
+    variant: str | None = Field(description="The variant solved last; None before the first.")
+
+
+class ReportFileOut(BaseModel):
+    name: str = Field(description="Fetch it at /v1/capacity-studies/{id}/report/{name}.")
+    media_type: str
+    size: int = Field(description="Bytes.")
+
+
+class CapacityStudyOut(BaseModel):
+    id: str
+    name: str
+    scenario_id: str
+    scenario_version: int
+    status: JobStatus
+    cancel_requested: bool
+    time_limit_seconds: float = Field(description="Seconds per solve.")
+    variants: int = Field(description="Variants of the study (sweeps expanded), the base not counted.")
+    progress: StudyProgress
+    error: JobError | None
+    report_files: list[ReportFileOut] = Field(description="The report's files once finished; empty before.")
+    study: dict[str, Any] = Field(description="The study document as run.")
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+class CapacityStudyList(BaseModel):
+    items: list[CapacityStudyOut]

@@ -71,6 +71,8 @@ def path_values(estate: dict) -> dict[str, list[Any]]:
         "job_id": [*estate["jobs"], estate["queued_job"]],
         "reference": [estate["reference"]],
         "token_id": [estate["token_id"]],
+        "study_id": [estate["queued_study"]],
+        "file_name": ["report.html"],
     }
 
 
@@ -201,6 +203,11 @@ def list_calls(app, estate: dict) -> list[Call]:
     return calls
 
 
+def identifiers(estate: dict) -> set[str]:
+    """`organisation_identifiers`, and north's queued capacity study."""
+    return organisation_identifiers(estate) | {estate["queued_study"]}
+
+
 def named(text: str, names: set[str], call: Call) -> set[str]:
     """North's identifiers in a response, leaving out any the request itself carried."""
     asked = str(call)
@@ -210,7 +217,7 @@ def named(text: str, names: set[str], call: Call) -> set[str]:
 def foreign_failures(client, keys: dict, app, estate: dict) -> tuple[list[str], int]:
     """South's manager and planner keys against every route with north's ids, and south's lists.
     Returns what went wrong, one line per call, and how many calls were made."""
-    failures, sent, names = [], 0, organisation_identifiers(estate)
+    failures, sent, names = [], 0, identifiers(estate)
     for call in id_calls(app, estate):
         # Refused for a planner whatever the id: north's own planner is refused with a made-up id.
         planner_refused = call.made_up().send(client, keys["north_planner"]).status_code == 403
@@ -265,6 +272,10 @@ def north(database_url):
                              headers=auth(keys["north_manager"]))
         assert queued.status_code == 202 and queued.json()["status"] == "queued", queued.text
         estate["queued_job"] = queued.json()["id"]
+        study = client.post("/v1/capacity-studies", headers=auth(keys["north_manager"]), json={
+            "study": {"name": "north study"}, "scenario_id": estate["scenario_id"]})
+        assert study.status_code == 202 and study.json()["status"] == "queued", study.text
+        estate["queued_study"] = study.json()["id"]
     return keys, estate
 
 
@@ -304,7 +315,7 @@ def test_another_organisation_reaches_nothing_of_north(database_url, north):
         assert not refused, "north's own key is refused, so the 404s above prove nothing:\n" + "\n".join(refused)
         for call in list_calls(app, estate):
             got = call.send(client, keys["north_manager"])
-            shown = named(got.text, organisation_identifiers(estate), call)
+            shown = named(got.text, identifiers(estate), call)
             assert got.status_code == 200 and shown, f"{call}: {got.text[:200]}"
         routes = {call.route for call in calls}
         # The walk saw the routes whose leaks once went unnoticed, and every kind of id.
@@ -364,7 +375,7 @@ def test_a_route_the_walk_cannot_fill_fails_by_name(tmp_path):
     skipped: the walk fails and names it (only the OpenAPI document is read, no database)."""
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'unused.db'}"), run_jobs=False)
     estate = {"scenario_id": "s", "version": 1, "published_plan": "p", "draft_plan": "d", "jobs": ["j"],
-              "queued_job": "q", "reference": "r", "token_id": "t", "clinician": "c"}
+              "queued_job": "q", "reference": "r", "token_id": "t", "clinician": "c", "queued_study": "st"}
     assert id_calls(app, estate)  # today's routes are all covered
 
     @app.get("/v1/rotas/{rota_id}")

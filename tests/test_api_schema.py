@@ -85,6 +85,10 @@ def _started(name: str, app, url: str) -> Iterator[None]:
         created = client.post("/v1/scenarios", json=tutorial(), headers=auth(KEYS[name]["manager"]))
         assert created.status_code == 201
         client.post(f"/v1/scenarios/{created.json()['id']}/plans", json={}, headers=auth(KEYS[name]["manager"]))
+        study = client.post("/v1/capacity-studies", headers=auth(KEYS[name]["manager"]), json={
+            "study": {"name": "queued study"}, "scenario_id": estate["scenario_id"]})
+        assert study.status_code == 202, study.text
+        estate["queued_study"] = study.json()["id"]
         yield
 
 
@@ -143,7 +147,8 @@ def _foreign_call(case, name: str) -> None:
     owned = {"scenario_id": estate["scenario_id"], "version": estate["version"],
              "plan_id": estate["published_plan"], "job_id": estate["jobs"][0],
              "reference": estate["reference"], "token_id": estate["token_id"],
-             "other_plan_id": estate["draft_plan"]}
+             "other_plan_id": estate["draft_plan"], "study_id": estate["queued_study"],
+             "file_name": "report.html"}
     path = case.path_parameters or {}
     unknown = sorted(set(path) - set(owned))
     assert not unknown, f"{case.method} {case.path}: no owned value for path parameter(s) {unknown}"
@@ -154,7 +159,8 @@ def _foreign_call(case, name: str) -> None:
             f"{case.method} {case.formatted_path} answered {response.status_code} to another organisation: "
             f"{response.text[:300]}")
     sent = f"{case.formatted_path} {case.query} {case.body}"
-    shown = sorted(i for i in organisation_identifiers(estate) if i in response.text and i not in sent)
+    names = organisation_identifiers(estate) | {estate["queued_study"]}
+    shown = sorted(i for i in names if i in response.text and i not in sent)
     assert not shown, f"{case.method} {case.formatted_path} shows another organisation {shown}"
 
 

@@ -150,5 +150,5 @@ def test_processes_starting_together_migrate_one_after_the_other(database_url):
     with engine.connect() as connection:
         tables = MetaData()
         tables.reflect(connection)
-        assert connection.execute(select(tables.tables["alembic_version"].c.version_num)).scalars().all() == ["0003"]
+        assert connection.execute(select(tables.tables["alembic_version"].c.version_num)).scalars().all() == ["0004"]
     engine.dispose()
