@@ -91,13 +91,21 @@ def _base(outcome: StudyOutcome) -> VariantOutcome | None:
 
 
 def best_variant(outcome: StudyOutcome) -> VariantOutcome | None:
-    """The solved variant (not the base) with the most patients fully booked (the first on a
-    tie), or None when no variant solved."""
+    """The solved variant (not the base) that did most for the base's own patients: the most
+    of them gained full booking, less those who lost it (a variant with more patients does not
+    win by its size); then the most patients fully booked; the first on a tie. None when no
+    variant solved."""
     base = _base(outcome)
     others = [v for v in _solved(outcome) if v is not base]
     if not others:
         return None
-    return max(others, key=lambda v: v.figures.patients_fully_booked)  # max keeps the first of equals
+
+    def gain(v: VariantOutcome) -> tuple[int, int]:
+        c = v.comparison
+        net = c.patients_gained_full_booking - c.patients_lost_full_booking if c is not None else 0
+        return net, v.figures.patients_fully_booked
+
+    return max(others, key=gain)  # max keeps the first of equals
 
 
 def sweep_lines(outcome: StudyOutcome) -> dict[str, list[VariantOutcome]]:

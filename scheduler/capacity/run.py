@@ -131,10 +131,13 @@ def _run_on_dask(tasks: list[tuple[str, str, str, str | None]], address: str, pr
         address = cluster.scheduler_address
     try:
         with Client(address) as client:
-            futures = [client.submit(solve_variant, *task, key=f"onevisit-{i}-{task[0][:40]}", pure=False)
-                       for i, task in enumerate(tasks)]
-            for future in dask_completed(futures):
-                finish(future.result())
+            futures = {client.submit(solve_variant, *task, key=f"onevisit-{i}-{task[0][:40]}", pure=False): task[0]
+                       for i, task in enumerate(tasks)}
+            for future in dask_completed(list(futures)):
+                try:
+                    finish(future.result())
+                except Exception as exc:  # noqa: BLE001 - a worker lost: that variant fails, the study goes on
+                    finish((futures[future], None, f"the Dask task failed: {type(exc).__name__}: {exc}"))
     finally:
         if cluster is not None:
             cluster.close()

@@ -89,7 +89,8 @@ class Floors:
 
 
 def exact_floors(inst: Instance, bundles: list[Bundle], seed: int = 0, deadline: float | None = None,
-                 simple: list[int] | None = None, order: list[int] | None = None) -> Floors:
+                 simple: list[int] | None = None, order: list[int] | None = None,
+                 most_bundles: int | None = None) -> Floors:
     """Every bundle's exact standalone floor, and their total.
 
     Bundles are solved in `order` (indices; default: as given), so that when `deadline` (a
@@ -97,6 +98,8 @@ def exact_floors(inst: Instance, bundles: list[Bundle], seed: int = 0, deadline:
     exact floor gains most have been done. A bundle's figure is never below its simple floor
     (`simple[b]`, `objective.simple_bundle_floors`; both are lower bounds on its own terms, so
     their larger is too), and a bundle not reached keeps just that (0 without `simple`).
+    `most_bundles` stops after that many bundles (a deterministic budget's cut, which does not
+    depend on the clock).
     Two valid totals, the larger kept: the bundles' floors with their session shares (every
     session term accounted for by shares), and the floors without shares plus one session when
     anything is booked (better when the shares add up to less than one session). A bundle's own
@@ -104,8 +107,8 @@ def exact_floors(inst: Instance, bundles: list[Bundle], seed: int = 0, deadline:
     """
     simple = simple or [0] * len(bundles)
     each: list[tuple[int, int]] = [(0, 0)] * len(bundles)
-    for b in (order if order is not None else range(len(bundles))):
-        if Budget.passed(deadline):
+    for done, b in enumerate(order if order is not None else range(len(bundles))):
+        if Budget.passed(deadline) or (most_bundles is not None and done >= most_bundles):
             break
         each[b] = exact_bundle_floor(inst, bundles[b], seed)
     with_shares = [max(scaled, SCALE * simple[b]) for b, (scaled, _most) in enumerate(each)]

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
-from scheduler.budget import Budget
+from scheduler.budget import FLOOR_SHARE, Budget
 from scheduler.domain import SolverSettings
 from scheduler.instance import Instance
 from scheduler.model import constraints
-from scheduler.model.floor import exact_floors, nothing_booked
+from scheduler.model.floor import DETERMINISTIC_LIMIT, exact_floors, nothing_booked
 from scheduler.model.objective import add_objective, simple_bundle_floors, standalone_floor
 from scheduler.model.relaxation import LpBound, lp_bound
 from scheduler.model.variables import Option, add_complete_hint, build_variables
@@ -110,7 +110,11 @@ def solve_master(
     # them (a review it could not book is 100,000): those first, so a cut-short run keeps them.
     gains = greedy_costs or [0] * len(bundles)
     order = sorted(range(len(bundles)), key=lambda b: (simple[b] - gains[b], b))
-    floors = exact_floors(inst, bundles, settings.seed, budget.floor_deadline, simple, order)
+    # A deterministic budget cuts the exact floors by count instead of by the clock: as many
+    # bundles as FLOOR_SHARE of its deterministic seconds allows at DETERMINISTIC_LIMIT each.
+    most = (int(FLOOR_SHARE * settings.deterministic_seconds / DETERMINISTIC_LIMIT)
+            if settings.deterministic_seconds is not None else None)
+    floors = exact_floors(inst, bundles, settings.seed, budget.floor_deadline, simple, order, most)
     bundle_floors = floors.bundle_floors
     sources = {"simple_standalone_floor": standalone_floor(inst, v, simple), "exact_standalone_floor": floors.total}
     floor = max(sources.values())
