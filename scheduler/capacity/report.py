@@ -131,7 +131,7 @@ def capacity_curve(outcome: StudyOutcome) -> Figure:
     """Patients fully booked with all reviews in one visit (CAPACITY_CURVE_Y, a count) against
     clinician sessions (`VariantOutcome.clinician_sessions`), one point per solved variant labelled
     with its (shortened) name; the base highlighted; each sweep's variants joined by a line."""
-    fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="tight")
+    fig = Figure(figsize=(FIGSIZE[0] + 3, FIGSIZE[1]), dpi=DPI, layout="tight")  # room for the key
     ax = fig.add_subplot()
     ax.set_title("Capacity curve: one-visit patients against clinician sessions")
     ax.set_xlabel(CAPACITY_CURVE_X)
@@ -155,10 +155,15 @@ def capacity_curve(outcome: StudyOutcome) -> Figure:
     for v, x, y in points:
         if v is base:
             ax.scatter([x], [y], s=160, marker="*", color="C3", edgecolors="black", zorder=4, label="base")
-    for (x, y), names in at.items():
-        shown = [_short(n.name) for n in names[:4]] + ([f"+{len(names) - 4} more"] if len(names) > 4 else [])
-        ax.annotate("\n".join(shown), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8, va="bottom",
+    # Points are numbered and the names listed in a key beside the plot: names written at the
+    # points overlap wherever variants land close together.
+    key = []
+    for number, ((x, y), names) in enumerate(sorted(at.items()), start=1):
+        ax.annotate(str(number), (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8,
                     fontweight="bold" if base in names else "normal")
+        shown = [_short(n.name, 34) for n in names[:3]] + ([f"+{len(names) - 3} more"] if len(names) > 3 else [])
+        key += [f"{number}: {shown[0]}", *(f"    {name}" for name in shown[1:])]
+    ax.text(1.02, 1.0, "\n".join(key), transform=ax.transAxes, fontsize=7, va="top", ha="left")
     ax.margins(x=0.12)
     ys = [y for _v, _x, y in points]
     ax.set_ylim(bottom=0, top=max(ys) * 1.15 + 1)
