@@ -92,8 +92,8 @@ def _base(outcome: StudyOutcome) -> VariantOutcome | None:
 
 def best_variant(outcome: StudyOutcome) -> VariantOutcome | None:
     """The solved variant (not the base) that did most for the base's own patients: the most
-    of them gained full booking, less those who lost it (a variant with more patients does not
-    win by its size); then the most patients fully booked; the first on a tie. None when no
+    of them gained full booking, less those who lost it; on a tie, the most patients fully booked
+    (where a variant that adds patients can win by its size); then the first. None when no
     variant solved."""
     base = _base(outcome)
     others = [v for v in _solved(outcome) if v is not base]
