@@ -156,3 +156,16 @@ def test_a_study_file_loads_with_its_base_beside_it(tmp_path):
         load_study(tmp_path / "bad.yaml")
     assert refused.value.problems[0].location == "base"
     assert study_json_schema()["title"] == "OneVisit capacity study"
+
+
+def test_an_oversized_study_is_refused_by_name_before_anything_is_expanded():
+    with pytest.raises(StudyError) as refused:
+        study_from_data({"name": "s", "base": "t.yaml", "sweeps": [
+            {"name": "huge", "values": list(range(100_000)), "changes": [{"kind": "max_visit_minutes", "minutes": "$value"}]}]},
+            "study.yaml")
+    assert refused.value.problems[0].location == "sweeps[0].values"
+    many = study(sweeps=[{"name": f"s{i}", "values": list(range(60)), "changes": [
+        {"kind": "max_visit_minutes", "minutes": 60}]} for i in range(20)])
+    with pytest.raises(StudyError) as refused:
+        expand(many, BASE, "study.yaml")
+    assert refused.value.problems[0].location == "variants" and "at most 1,000" in refused.value.problems[0].message

@@ -176,7 +176,7 @@ CHANGE_KINDS: tuple[str, ...] = (
 
 class Variant(Strict):
     name: Name = Field(min_length=1)
-    changes: list[Change] = Field(default_factory=list)
+    changes: list[Change] = Field(default_factory=list, max_length=100)
 
 
 class Sweep(Strict):
@@ -184,8 +184,9 @@ class Sweep(Strict):
     number (for example `count: $value`)."""
 
     name: Name = Field(min_length=1)
-    values: list[Real] = Field(min_length=1, description="One variant per value (a sweep with no steps is refused).")
-    changes: list[dict[str, Any]] = Field(min_length=1)
+    values: list[Real] = Field(min_length=1, max_length=MAX_VARIANTS,
+                               description="One variant per value (a sweep with no steps is refused).")
+    changes: list[dict[str, Any]] = Field(min_length=1, max_length=100)
 
 
 class Study(Strict):
@@ -199,8 +200,9 @@ class Study(Strict):
         "(SolverSettings.deterministic_seconds: the master's CP-SAT deterministic time), so the figures "
         "do not depend on the machine, its load or where a solve ran; time_limit_seconds is then not enforced.")
     seed: Count = Field(1, ge=0, le=2**31 - 1, description="The seed of every solve and of drawn patients.")
-    variants: list[Variant] = Field(default_factory=list)
-    sweeps: list[Sweep] = Field(default_factory=list)
+    # Bounded before anything is expanded: MAX_VARIANTS once sweeps are expanded too.
+    variants: list[Variant] = Field(default_factory=list, max_length=MAX_VARIANTS)
+    sweeps: list[Sweep] = Field(default_factory=list, max_length=100)
     bottlenecks: list[Name] = Field(
         default_factory=lambda: ["base"], description="Variants whose bottlenecks are ranked ('base' for the base).")
     bottleneck_roles: list[Role] = Field(
@@ -301,12 +303,13 @@ def expand(study: Study, base: Scenario, source: str = "study") -> list[StudyVar
     """
     problems: list[Problem] = []
     variants = list(study.variants)
+    if len(variants) + sum(len(s.values) for s in study.sweeps) > MAX_VARIANTS:
+        raise StudyError([Problem(source, "variants", f"{len(variants) + sum(len(s.values) for s in study.sweeps):,} "
+                                  f"variants once sweeps are expanded: at most {MAX_VARIANTS:,} in one study")])
     for index, sweep in enumerate(study.sweeps):
         made, wrong = _sweep_variants(sweep, index, source)
         variants += made
         problems += wrong
-    if len(variants) > MAX_VARIANTS:
-        problems.append(Problem(source, "variants", f"{len(variants):,} variants: at most {MAX_VARIANTS:,} in one study"))
     names = ["base"]
     result = [StudyVariant("base", base)]
     for variant in variants:
