@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from scheduler.check import check_plan
 from scheduler.diff import (
     COUNT_KEYS,
     ChangeReason,
@@ -582,7 +583,9 @@ def planned() -> Plan:
         [patient("P1", "asthma", "hypertension"), patient("P2", "copd"), patient("P3", "diabetes"),
          patient("P4", "frailty")],
     )
-    return make_plan(s, SolverSettings(time_limit_seconds=2, workers=1, seed=1))
+    plan = make_plan(s, SolverSettings(time_limit_seconds=2, workers=1, seed=1))
+    assert check_plan(s, plan).ok  # every plan a test makes passes the independent checker
+    return plan
 
 
 def test_on_a_real_plan(planned):
