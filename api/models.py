@@ -302,3 +302,38 @@ class CapacityStudyFile(Base):
     media_type: Mapped[str] = mapped_column(String(100))
     content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     size: Mapped[int] = mapped_column(Integer)
+
+
+class WebSession(Base):
+    """A signed-in browser: the web page's server-side session (api/web/sessions.py).
+
+    The cookie holds a random token; only its SHA-256 is stored. A session signed in with an API
+    key acts as that key (its organisation and role, and it ends when the key is revoked); one
+    opened by the console's one-time sign-in link has no key and acts as the local organisation's
+    manager. `csrf_token` is checked on every form the session posts.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    api_key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"), default=None)
+    role: Mapped[str] = mapped_column(String(20))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class SignInLink(Base):
+    """A one-time sign-in link printed on the console by `onevisit serve` on a fresh install
+    (no API key yet): usable once, for a few minutes; only its SHA-256 is stored."""
+
+    __tablename__ = "sign_in_links"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    used_at: Mapped[dt.datetime | None] = mapped_column(default=None)
