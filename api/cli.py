@@ -22,6 +22,7 @@ from api.db import make_engine, make_sessionmaker, transaction, upgrade
 from api.keys import ROLES, create_key, organisation, revoke_key
 from api.models import PlanRecord, ScenarioRecord
 from api.store import add_plan, add_scenario, add_version, label, plan_of, scenario_version
+from api.web.sessions import LINK_MINUTES
 from scheduler import cli as engine_cli
 from scheduler.domain import Scenario
 from scheduler.plan import Plan
@@ -401,10 +402,42 @@ def serve(
     except ValueError as exc:  # a bad ONEVISIT_* variable: say which, no traceback
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(engine_cli.EXIT_BAD_INPUT) from None
+    upgrade(settings.database_url)
+    link = first_sign_in_link(settings.database_url, _browser_base(host, port, settings.public_url))
+    if link:
+        console.print("No API key exists yet. Open this one-time link to sign in to the rota as the "
+                      f"'{LOCAL_ORGANISATION}' organisation's manager (one use, {LINK_MINUTES} minutes):\n"
+                      f"[bold]{link}[/]", soft_wrap=True)
     # Without a graceful-shutdown timeout uvicorn waits for every open request however long it
     # takes, so one stalled client could keep a stopping server alive indefinitely.
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
                 timeout_graceful_shutdown=settings.shutdown_seconds)
+
+
+def _browser_base(host: str, port: int, public_url: str) -> str:
+    """Where a browser on this machine reaches the server: the public URL when listening on
+    every address, else the address listened on."""
+    if host in ("0.0.0.0", "::", ""):
+        return public_url
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+def first_sign_in_link(database_url: str, base: str) -> str | None:
+    """On a fresh install (no API key that is not revoked, in any organisation), a one-time
+    sign-in link for the local organisation's manager; None once a key exists. The token is
+    random, lives LINK_MINUTES, is stored only as a hash, and is shown only on this console."""
+    from api.models import ApiKey
+    from api.web.sessions import create_sign_in_link
+
+    engine = make_engine(database_url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            if session.scalar(select(ApiKey.id).where(ApiKey.revoked_at.is_(None)).limit(1)) is not None:
+                return None
+            token = create_sign_in_link(session, organisation(session, LOCAL_ORGANISATION).id)
+    finally:
+        engine.dispose()
+    return f"{base}/sign-in/link/{token}"
 
 
 @db_app.command("upgrade")

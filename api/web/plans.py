@@ -1,0 +1,213 @@
+"""Plan pages: the before/after figures, metrics and unbooked reviews; the appointment book
+(by clinician or room, a day or a week) and its data; a patient's visits; the printable
+clinician day list; publishing and what it sent; reception's booking look-up; and the
+difference between two plans.
+
+Actions call the API's own route functions with the session's caller, so the organisation and
+role rules are the API's, unchanged (a planner cannot publish here either).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+
+from api.deps import DB, ServicesDep
+from api.errors import ApiError, not_found
+from api.models import CalendarEvent, PlanRecord, ScenarioRecord, ScenarioVersion
+from api.routes import bookings as booking_routes
+from api.routes import calendar as calendar_routes
+from api.routes import plans as plan_routes
+from api.store import plan_of, plan_record, plan_status, scenario_of
+from api.web.book import ROWS, book_data, clinician_day, local, plan_index, step_text, visit_colour
+from api.web.routing import Posted, SignedIn, WebRoute, render
+from scheduler.domain import Scenario
+from scheduler.plan import Plan
+
+router = APIRouter(include_in_schema=False, route_class=WebRoute)
+REFERENCE = re.compile(r"^[Oo][Vv]-[A-Za-z0-9]{6}$")
+# Figures of the before/after table: (metric, words, better when lower).
+FIGURES = (
+    ("visits", "Visits (trips to a clinic)", True),
+    ("appointments", "Appointments", True),
+    ("blood_draws", "Blood draws", True),
+    ("visits_per_patient", "Visits per patient", True),
+    ("patient_hours", "Patient hours (travel and time in clinic)", True),
+    ("clinician_minutes", "Clinician minutes", True),
+    ("reviews_booked", "Reviews booked", False),
+    ("patients_fully_booked", "Patients with every review booked", False),
+)
+
+
+def references_of(session: DB, plan_id: str) -> dict[str, str]:
+    """Visit id -> booking reference for the visits of a plan whose invites are current (empty
+    for a plan never published)."""
+    rows = session.execute(select(CalendarEvent.visit_id, CalendarEvent.reference).where(
+        CalendarEvent.plan_id == plan_id, CalendarEvent.status == "active"))
+    return {visit_id: reference for visit_id, reference in rows}
+
+
+def loaded(session: DB, organisation_id: str, plan_id: str) -> tuple[PlanRecord, Plan, Scenario]:
+    record = plan_record(session, organisation_id, plan_id)
+    scenario = scenario_of(session.get(ScenarioVersion, record.scenario_version_id))
+    return record, plan_of(record), scenario
+
+
+def _day(text: str | None, default: dt.date) -> dt.date:
+    if not text:
+        return default
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ApiError(422, "invalid_request", f"'{text}' is not a date (YYYY-MM-DD).", "date") from None
+
+
+def _first_day(plan: Plan, scenario: Scenario) -> dt.date:
+    return min((local(a.start).date() for a in plan.appointments), default=scenario.horizon_start)
+
+
+@router.get("/plans/{plan_id}")
+def plan_page(request: Request, plan_id: str, web: SignedIn, session: DB) -> Response:
+    out = plan_routes.get_plan(plan_id, session, web.caller)
+    record, plan, scenario = loaded(session, web.caller.organisation_id, plan_id)
+    old = plan.baselines.get("old_way")
+    figures = [(words, getattr(old, name) if old else None, getattr(plan.metrics, name), lower)
+               for name, words, lower in FIGURES]
+    names = {t.id: t.name for t in scenario.review_types}
+    index = plan_index(record.id, plan)
+    patients = sorted({a.patient_id for a in plan.appointments} | {u.patient_id for u in plan.unbooked})
+    visits_by_patient: dict[str, int] = {}
+    for visit in plan.visits:
+        visits_by_patient[visit.patient_id] = visits_by_patient.get(visit.patient_id, 0) + 1
+    unbooked_by_patient = {u.patient_id for u in plan.unbooked}
+    later = session.scalars(select(PlanRecord).where(PlanRecord.scenario_id == record.scenario_id,
+                                                     PlanRecord.number > record.number)
+                            .order_by(PlanRecord.number)).all()
+    return render(request, "plan.html", plan_out=out, plan=plan, scenario=scenario, figures=figures,
+                  review_names=names, patients=patients, visits_by_patient=visits_by_patient,
+                  unbooked_by_patient=unbooked_by_patient, first_day=_first_day(plan, scenario),
+                  later_plans=later, days=sorted(index.by_date))
+
+
+@router.post("/plans/{plan_id}/publish")
+def publish(request: Request, plan_id: str, web: Posted, session: DB) -> Response:
+    calendar_routes.publish_plan(plan_id, session, web.caller)
+    return RedirectResponse(f"/plans/{plan_id}/invites", status_code=303)
+
+
+@router.get("/plans/{plan_id}/invites")
+def invites_page(request: Request, plan_id: str, web: SignedIn, session: DB, services: ServicesDep) -> Response:
+    changes = calendar_routes.invite_changes(plan_id, session, web.caller, services)
+    record = plan_record(session, web.caller.organisation_id, plan_id)
+    counts: dict[str, int] = {}
+    for item in changes.items:
+        counts[item.action] = counts.get(item.action, 0) + 1
+    return render(request, "invites.html", record=record, changes=changes.items, counts=counts)
+
+
+@router.get("/plans/{plan_id}/book")
+def book_page(request: Request, plan_id: str, web: SignedIn, session: DB,
+              date: str | None = None, view: str = "day", rows: str = "clinician",
+              site: str | None = None, role: str | None = None) -> Response:
+    record, plan, scenario = loaded(session, web.caller.organisation_id, plan_id)
+    day = _day(date, _first_day(plan, scenario))
+    view = view if view in ("day", "week") else "day"
+    rows = rows if rows in ROWS else "clinician"
+    if view == "week":
+        day -= dt.timedelta(days=day.weekday())
+    step = dt.timedelta(days=7 if view == "week" else 1)
+    roles = sorted({c.role for c in scenario.clinicians})
+    data_url = request.url_for("book_json", plan_id=record.id).include_query_params(
+        date=day.isoformat(), days=7 if view == "week" else 1, rows=rows,
+        **{k: v for k, v in (("site", site), ("role", role)) if v})
+    return render(request, "book.html", record=record, scenario=scenario, day=day, view=view, rows=rows,
+                  site=site or "", role=role or "", roles=roles, previous=(day - step).isoformat(),
+                  next=(day + step).isoformat(), data_url=str(data_url.path) + "?" + data_url.query,
+                  clinicians=scenario.clinicians)
+
+
+@router.get("/plans/{plan_id}/book.json", name="book_json")
+def book_json(plan_id: str, web: SignedIn, session: DB,
+              date: Annotated[str | None, Query(max_length=10)] = None,
+              days: Annotated[int, Query(ge=1, le=7)] = 1, rows: str = "clinician",
+              site: str | None = None, role: str | None = None) -> Response:
+    """The book's rows and blocks (api.web.book.book_data) as JSON."""
+    record, plan, scenario = loaded(session, web.caller.organisation_id, plan_id)
+    if rows not in ROWS:
+        raise ApiError(422, "invalid_request", "rows must be clinician or room.", "rows")
+    data = book_data(record.id, plan, scenario, references_of(session, record.id),
+                     first=_day(date, _first_day(plan, scenario)), days=days, rows=rows, site_id=site, role=role)
+    return Response(json.dumps(data), media_type="application/json")
+
+
+@router.get("/plans/{plan_id}/patients/{patient_id}")
+def patient_page(request: Request, plan_id: str, patient_id: str, web: SignedIn, session: DB) -> Response:
+    record, plan, scenario = loaded(session, web.caller.organisation_id, plan_id)
+    index = plan_index(record.id, plan)
+    visits = sorted((v for v in plan.visits if v.patient_id == patient_id), key=lambda v: v.start)
+    unbooked = [u for u in plan.unbooked if u.patient_id == patient_id]
+    if not visits and not unbooked:
+        raise not_found("patient in this plan")
+    references = references_of(session, record.id)
+    rooms = {r.id: r.name or r.id for r in scenario.rooms}
+    sites = {s.id: s.name for s in scenario.sites}
+    clinicians = {c.id: f"{c.name or c.id} ({c.role})" for c in scenario.clinicians}
+    rows = [(v, references.get(v.id, ""), visit_colour(v.id),
+             [(a, step_text(scenario, a)) for a in index.steps.get(v.id, [])]) for v in visits]
+    names = {t.id: t.name for t in scenario.review_types}
+    return render(request, "patient.html", record=record, patient_id=patient_id, visits=rows, unbooked=unbooked,
+                  rooms=rooms, sites=sites, clinicians=clinicians, review_names=names)
+
+
+@router.get("/plans/{plan_id}/day-list")
+def day_list(request: Request, plan_id: str, web: SignedIn, session: DB, clinician: str = "",
+             date: str | None = None) -> Response:
+    """One clinician's day, to print: times, rooms, patient ids, references and what each visit
+    needs (fasting, interpreter, wheelchair, carer, extra time)."""
+    record, plan, scenario = loaded(session, web.caller.organisation_id, plan_id)
+    found = next((c for c in scenario.clinicians if c.id == clinician), None)
+    if found is None:
+        raise ApiError(422, "invalid_request", "Choose a clinician of this plan's scenario.", "clinician")
+    day = _day(date, _first_day(plan, scenario))
+    entries = clinician_day(record.id, plan, scenario, references_of(session, record.id), found.id, day)
+    return render(request, "day_list.html", record=record, clinician=found, day=day, entries=entries,
+                  scenario=scenario)
+
+
+@router.get("/reception")
+def reception(request: Request, web: SignedIn, session: DB, reference: str = "") -> Response:
+    """Look a visit up by its booking reference (any role, as the API's GET /v1/bookings)."""
+    booking, error = None, None
+    reference = reference.strip()
+    if reference:
+        if not REFERENCE.match(reference):
+            error = "A booking reference looks like OV-7K3P9Q."
+        else:
+            try:
+                booking = booking_routes.get_booking(reference, session, web.caller)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                error = f"No booking {reference.upper()} in this organisation."
+    names: dict[str, str] = {}
+    if booking is not None:
+        scenario = scenario_of(session.get(ScenarioVersion, session.get(PlanRecord, booking.plan_id)
+                                           .scenario_version_id))
+        names = {t.id: t.name for t in scenario.review_types}
+    return render(request, "reception.html", reference=reference, booking=booking, error=error,
+                  review_names=names, status_code=200 if booking or not reference else 404)
+
+
+@router.get("/plans/{plan_id}/diff/{other_plan_id}")
+def diff_page(request: Request, plan_id: str, other_plan_id: str, web: SignedIn, session: DB) -> Response:
+    diff = plan_routes.plan_diff(plan_id, other_plan_id, session, web.caller)
+    new = plan_record(session, web.caller.organisation_id, other_plan_id)
+    scenario = session.get(ScenarioRecord, new.scenario_id)
+    return render(request, "diff.html", diff=diff, new=new, new_status=plan_status(new, scenario),
+                  old_id=plan_id)

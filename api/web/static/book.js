@@ -1,0 +1,75 @@
+// The appointment book: EventCalendar's resource timeline (vendored; MIT), fed by book.json.
+// Each block carries data-* attributes naming its appointment, so a test (or a screen reader
+// through aria-label) reads the same facts the block shows.
+(function () {
+  "use strict";
+  var el = document.getElementById("book");
+  var status = document.getElementById("book-status");
+  if (!el) { return; }
+  var week = el.dataset.view === "week";
+
+  function label(ev) {
+    var p = ev.extendedProps;
+    return p.patient_id + ", " + ev.title.split(" · ").slice(1).join(", ") + ", " +
+      p.start_local.slice(11, 16) + " to " + p.end_local.slice(11, 16) + ", step " + p.step + " of " + p.steps;
+  }
+
+  fetch(el.dataset.source, {credentials: "same-origin", headers: {"Accept": "application/json"}})
+    .then(function (response) {
+      if (!response.ok) { throw new Error("The book could not be loaded (" + response.status + ")."); }
+      return response.json();
+    })
+    .then(function (data) {
+      EventCalendar.create(el, {
+        view: week ? "resourceTimelineWeek" : "resourceTimelineDay",
+        date: data.date_from,
+        headerToolbar: {start: "title", center: "", end: ""},
+        resources: data.resources,
+        events: data.events,
+        slotMinTime: data.slot_min_time,
+        slotMaxTime: data.slot_max_time,
+        slotDuration: week ? "01:00" : "00:15",
+        slotWidth: week ? 36 : 48,
+        height: "auto",
+        editable: false,
+        selectable: false,
+        eventStartEditable: false,
+        eventDurationEditable: false,
+        displayEventEnd: true,
+        eventTimeFormat: {hour: "2-digit", minute: "2-digit", hour12: false},
+        slotLabelFormat: {hour: "2-digit", minute: "2-digit", hour12: false},
+        eventDidMount: function (info) {
+          var p = info.event.extendedProps;
+          var node = info.el;
+          node.classList.add("ov-appointment");
+          node.dataset.appointmentId = info.event.id;
+          node.dataset.visitId = p.visit_id;
+          node.dataset.patientId = p.patient_id;
+          node.dataset.reference = p.reference;
+          node.dataset.start = p.start_local;
+          node.dataset.end = p.end_local;
+          node.dataset.kind = p.kind;
+          var row = node.closest("[data-resource-id]");
+          node.dataset.row = info.event.resourceIds.join(" ");
+          node.setAttribute("role", "img");
+          node.setAttribute("aria-label", label(info.event));
+          node.title = label(info.event) + (p.reference ? ", booking " + p.reference : "");
+          if (row) { node.dataset.rowElement = row.getAttribute("data-resource-id"); }
+        }
+      });
+      status.textContent = data.events.length + " appointment" + (data.events.length === 1 ? "" : "s") +
+        " in " + data.resources.length + " row" + (data.resources.length === 1 ? "" : "s") + ".";
+      el.dataset.loaded = "true";
+    })
+    .catch(function (error) { status.textContent = error.message; el.dataset.loaded = "error"; });
+
+  // Left and right arrows move a day (or a week) unless the user is typing in a field.
+  document.addEventListener("keydown", function (event) {
+    var target = event.target;
+    if (event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) { return; }
+    if (target && /^(INPUT|SELECT|TEXTAREA|BUTTON)$/.test(target.tagName)) { return; }
+    var link = event.key === "ArrowLeft" ? document.getElementById("previous-day")
+      : event.key === "ArrowRight" ? document.getElementById("next-day") : null;
+    if (link) { event.preventDefault(); window.location.assign(link.href); }
+  });
+})();
