@@ -11,7 +11,7 @@ import anyio
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from api import errors
+from api import docs_pages, errors, web
 from api.capacity_jobs import StudyDispatcher, recover_interrupted_studies
 from api.config import Settings
 from api.db import database_ready, make_engine, make_sessionmaker, upgrade, writer
@@ -56,10 +56,13 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
                 studies.stop()
             engine.dispose()
 
-    app = FastAPI(title="OneVisit", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="OneVisit", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     errors.install(app, settings.max_body_bytes)
     for module in (scenarios, jobs, plans, calendar, bookings, capacity):
         app.include_router(module.router)
+    docs_pages.install(app)
+    web.install(app)  # the rota's pages under /, after the API so /v1 and /docs win
 
     def openapi() -> dict[str, Any]:
         """FastAPI's document plus the scenario's real schema, which the scenario routes refer

@@ -402,7 +402,6 @@ def serve(
     except ValueError as exc:  # a bad ONEVISIT_* variable: say which, no traceback
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(engine_cli.EXIT_BAD_INPUT) from None
-    upgrade(settings.database_url)
     link = first_sign_in_link(settings.database_url, _browser_base(host, port, settings.public_url))
     if link:
         console.print("No API key exists yet. Open this one-time link to sign in to the rota as the "
@@ -429,6 +428,7 @@ def first_sign_in_link(database_url: str, base: str) -> str | None:
     from api.models import ApiKey
     from api.web.sessions import create_sign_in_link
 
+    upgrade(database_url)  # a fresh install has no tables yet
     engine = make_engine(database_url)
     try:
         with transaction(make_sessionmaker(engine)) as session:

@@ -74,8 +74,8 @@ def _first_day(plan: Plan, scenario: Scenario) -> dt.date:
 
 @router.get("/plans/{plan_id}")
 def plan_page(request: Request, plan_id: str, web: SignedIn, session: DB) -> Response:
-    out = plan_routes.get_plan(plan_id, session, web.caller)
     record, plan, scenario = loaded(session, web.caller.organisation_id, plan_id)
+    out = plan_routes.plan_out(session, record)
     old = plan.baselines.get("old_way")
     figures = [(words, getattr(old, name) if old else None, getattr(plan.metrics, name), lower)
                for name, words, lower in FIGURES]

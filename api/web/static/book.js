@@ -36,7 +36,20 @@
         eventStartEditable: false,
         eventDurationEditable: false,
         displayEventEnd: true,
+        locale: "en-GB",
         eventTimeFormat: {hour: "2-digit", minute: "2-digit", hour12: false},
+        // The block reads patient, step and reference; the time is the block's position (and in
+        // its label). Text nodes only: nothing from the data is parsed as HTML.
+        eventContent: function (info) {
+          var p = info.event.extendedProps;
+          var top = document.createElement("span");
+          top.className = "ov-line";
+          top.textContent = p.patient_id + (p.reference ? " " + p.reference : "");
+          var step = document.createElement("span");
+          step.className = "ov-line ov-step";
+          step.textContent = info.event.title.split(" · ")[1] || "";
+          return {domNodes: [top, step]};
+        },
         slotLabelFormat: {hour: "2-digit", minute: "2-digit", hour12: false},
         eventDidMount: function (info) {
           var p = info.event.extendedProps;

@@ -1,0 +1,185 @@
+"""The web page's sign-in, sessions and form protection, over real HTTP through the ASGI app on
+SQLite and PostgreSQL: cookies' flags, idle and absolute expiry, revoked keys, sign-out, the
+console's one-time link, CSRF on every form, redirects that stay on the site, the pages'
+security headers, and the API's role rules applied unchanged."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from sqlalchemy import update
+
+from api.cli import first_sign_in_link
+from api.db import make_engine, make_sessionmaker, transaction
+from api.keys import revoke_key
+from api.models import SignInLink, WebSession
+from api.web.sessions import IDLE_MINUTES, MAX_HOURS, SESSION_COOKIE
+from tests.api_support import auth, make_keys, running_service, tutorial
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def sign_in(client, key: str, next_path: str = "/scenarios"):
+    form = client.get("/sign-in")
+    assert form.status_code == 200
+    token = CSRF.search(form.text).group(1)
+    return client.post("/sign-in", data={"api_key": key, "csrf_token": token, "next": next_path},
+                       follow_redirects=False)
+
+
+def csrf_of(client) -> str:
+    return CSRF.search(client.get("/scenarios").text).group(1)
+
+
+def db_update(database_url: str, statement) -> None:
+    engine = make_engine(database_url)
+    with transaction(make_sessionmaker(engine)) as session:
+        session.execute(statement)
+    engine.dispose()
+
+
+@pytest.fixture
+def keys(database_url):
+    return make_keys(database_url)
+
+
+def test_signing_in_sets_a_strict_http_only_session_cookie(database_url, keys):
+    with running_service(database_url, run_jobs=False) as client:
+        assert client.get("/", follow_redirects=False).headers["location"] == "/sign-in"
+        response = sign_in(client, keys["manager"])
+        assert response.status_code == 303 and response.headers["location"] == "/scenarios"
+        cookie = next(c for c in response.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE))
+        flags = {part.strip().lower() for part in cookie.split(";")[1:]}
+        assert "httponly" in flags and "samesite=strict" in flags
+        assert "secure" not in flags  # plain http here; over TLS it is set (next test)
+        assert keys["manager"] not in cookie
+        page = client.get("/scenarios")
+        assert page.status_code == 200 and "north · manager" in page.text
+
+
+def test_the_cookie_is_secure_over_tls(database_url, keys):
+    with running_service(database_url, run_jobs=False) as client:
+        client.base_url = "https://testserver"
+        response = sign_in(client, keys["manager"])
+        cookie = next(c for c in response.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE))
+        assert "secure" in {part.strip().lower() for part in cookie.split(";")[1:]}
+
+
+def test_a_wrong_key_or_a_forged_sign_in_form_opens_no_session(database_url, keys):
+    with running_service(database_url, run_jobs=False) as client:
+        wrong = sign_in(client, keys["manager"] + "x")
+        assert wrong.status_code == 401 and "unknown or revoked" in wrong.text
+        client.cookies.clear()
+        forged = client.post("/sign-in", data={"api_key": keys["manager"], "csrf_token": "guess"},
+                             follow_redirects=False)
+        assert forged.status_code == 403 and SESSION_COOKIE not in forged.headers.get("set-cookie", "")
+        assert client.get("/scenarios", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:x"])
+def test_after_sign_in_the_redirect_stays_on_this_site(database_url, keys, target):
+    with running_service(database_url, run_jobs=False) as client:
+        assert sign_in(client, keys["manager"], target).headers["location"] == "/scenarios"
+
+
+def test_a_page_asked_for_before_sign_in_is_reached_after_it(database_url, keys):
+    with running_service(database_url, run_jobs=False) as client:
+        first = client.get("/reception?reference=OV-ABCDEF", follow_redirects=False)
+        assert first.status_code == 303 and first.headers["location"].startswith("/sign-in?next=")
+        assert sign_in(client, keys["manager"], "/reception?reference=OV-ABCDEF").headers["location"] == \
+            "/reception?reference=OV-ABCDEF"
+        assert client.get("/plans/x/book.json", follow_redirects=False).status_code == 404
+        client.cookies.clear()
+        assert client.get("/plans/x/book.json", follow_redirects=False).status_code == 401
+
+
+@pytest.mark.parametrize("column, age", [("last_seen_at", dt.timedelta(minutes=IDLE_MINUTES + 1)),
+                                         ("created_at", dt.timedelta(hours=MAX_HOURS, minutes=1))])
+def test_a_session_ends_when_idle_or_too_old(database_url, keys, column, age):
+    with running_service(database_url, run_jobs=False) as client:
+        sign_in(client, keys["manager"])
+        assert client.get("/scenarios", follow_redirects=False).status_code == 200
+        then = dt.datetime.now(dt.UTC) - age
+        db_update(database_url, update(WebSession).values(**{column: then, "last_seen_at": min(then, dt.datetime.now(dt.UTC))}))
+        assert client.get("/scenarios", follow_redirects=False).headers["location"].startswith("/sign-in")
+
+
+def test_revoking_the_key_ends_its_sessions(database_url, keys):
+    with running_service(database_url, run_jobs=False) as client:
+        sign_in(client, keys["manager"])
+        engine = make_engine(database_url)
+        with transaction(make_sessionmaker(engine)) as session:
+            assert revoke_key(session, keys["manager"].split("_")[1])
+        engine.dispose()
+        assert client.get("/scenarios", follow_redirects=False).status_code == 303
+
+
+def test_sign_out_ends_the_session_on_the_server(database_url, keys):
+    with running_service(database_url, run_jobs=False) as client:
+        sign_in(client, keys["manager"])
+        token = client.cookies[SESSION_COOKIE]
+        out = client.post("/sign-out", data={"csrf_token": csrf_of(client)}, follow_redirects=False)
+        assert out.status_code == 303
+        client.cookies.set(SESSION_COOKIE, token)  # a copy of the cookie kept elsewhere
+        assert client.get("/scenarios", follow_redirects=False).status_code == 303
+
+
+def test_the_console_link_signs_in_once_and_only_on_a_fresh_install(database_url):
+    link = first_sign_in_link(database_url, "http://127.0.0.1:8000")
+    assert link and link.startswith("http://127.0.0.1:8000/sign-in/link/")
+    path = link.removeprefix("http://127.0.0.1:8000")
+    with running_service(database_url, run_jobs=False) as client:
+        used = client.get(path, follow_redirects=False)
+        assert used.status_code == 303 and SESSION_COOKIE in used.headers["set-cookie"]
+        assert "local · manager" in client.get("/scenarios").text
+        client.cookies.clear()
+        again = client.get(path, follow_redirects=False)
+        assert again.status_code == 401 and "already used or has expired" in again.text
+        expiring = first_sign_in_link(database_url, "http://x")
+        db_update(database_url, update(SignInLink).values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+        assert client.get(expiring.removeprefix("http://x"), follow_redirects=False).status_code == 401
+    make_keys(database_url)
+    assert first_sign_in_link(database_url, "http://127.0.0.1:8000") is None
+
+
+def test_every_form_needs_the_sessions_csrf_token(database_url, keys):
+    with running_service(database_url, run_jobs=False) as client:
+        scenario = client.post("/v1/scenarios", json=tutorial(), headers=auth(keys["manager"])).json()
+        sign_in(client, keys["manager"])
+        for path in ("/scenarios/upload", f"/scenarios/{scenario['id']}/plans", "/capacity",
+                     f"/scenarios/{scenario['id']}/feed-links"):
+            refused = client.post(path, data={"csrf_token": "not-the-token", "time_limit_seconds": "2"},
+                                  follow_redirects=False)
+            assert refused.status_code == 403 and "Form expired" in refused.text, path
+        assert client.get("/v1/jobs", headers=auth(keys["manager"])).json()["items"] == []
+
+
+def test_pages_carry_security_headers_and_load_nothing_from_elsewhere(database_url, keys):
+    with running_service(database_url, run_jobs=False) as client:
+        sign_in(client, keys["manager"])
+        for path in ("/sign-in", "/scenarios", "/reception", "/capacity", "/plans/nope"):
+            page = client.get(path)
+            csp = page.headers["content-security-policy"]
+            assert "script-src 'self'" in csp and "frame-ancestors" in csp, path
+            assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
+            external = set(re.findall(r'(?:src|href)="(https?://[^"]+)"', page.text))
+            assert not external, (path, external)
+
+
+def test_a_planner_session_cannot_publish_replan_or_hand_out_links(database_url, keys):
+    with running_service(database_url, run_jobs=False) as client:
+        scenario = client.post("/v1/scenarios", json=tutorial(), headers=auth(keys["manager"])).json()
+        sign_in(client, keys["planner"])
+        csrf = csrf_of(client)
+        page = client.get(f"/scenarios/{scenario['id']}")
+        assert page.status_code == 200 and 'id="feed-form"' not in page.text
+        link = client.post(f"/scenarios/{scenario['id']}/feed-links",
+                           data={"csrf_token": csrf, "kind": "clinician", "subject_id": "gp-khan"})
+        assert link.status_code == 403 and "may not hand out calendar links" in link.text
+        for path in ("/plans/any/publish", "/plans/any/replan"):
+            refused = client.post(path, data={"csrf_token": csrf, "action": "start", "draft": "[]"})
+            assert refused.status_code == 403, path
+        assert client.get("/v1/scenarios/" + scenario["id"] + "/calendar-tokens",
+                          headers=auth(keys["manager"])).json()["items"] == []
