@@ -32,16 +32,16 @@ from scheduler.plan import Plan
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 REFERENCE = re.compile(r"^[Oo][Vv]-[A-Za-z0-9]{6}$")
-# Figures of the before/after table: (metric, words, better when lower).
+# Figures of the before/after table: (metric, words).
 FIGURES = (
-    ("visits", "Visits (trips to a clinic)", True),
-    ("appointments", "Appointments", True),
-    ("blood_draws", "Blood draws", True),
-    ("visits_per_patient", "Visits per patient", True),
-    ("patient_hours", "Patient hours (travel and time in clinic)", True),
-    ("clinician_minutes", "Clinician minutes", True),
-    ("reviews_booked", "Reviews booked", False),
-    ("patients_fully_booked", "Patients with every review booked", False),
+    ("visits", "Visits (trips to a clinic)"),
+    ("appointments", "Appointments"),
+    ("blood_draws", "Blood draws"),
+    ("visits_per_patient", "Visits per patient"),
+    ("patient_hours", "Patient hours (travel and time in clinic)"),
+    ("clinician_minutes", "Clinician minutes"),
+    ("reviews_booked", "Reviews booked"),
+    ("patients_fully_booked", "Patients with every review booked"),
 )
 
 
@@ -77,8 +77,7 @@ def plan_page(request: Request, plan_id: str, web: SignedIn, session: DB) -> Res
     record, plan, scenario = loaded(session, web.caller.organisation_id, plan_id)
     out = plan_routes.plan_out(session, record)
     old = plan.baselines.get("old_way")
-    figures = [(words, getattr(old, name) if old else None, getattr(plan.metrics, name), lower)
-               for name, words, lower in FIGURES]
+    figures = [(words, getattr(old, name) if old else None, getattr(plan.metrics, name)) for name, words in FIGURES]
     names = {t.id: t.name for t in scenario.review_types}
     index = plan_index(record.id, plan)
     patients = sorted({a.patient_id for a in plan.appointments} | {u.patient_id for u in plan.unbooked})

@@ -53,6 +53,8 @@ def _when(value: dt.datetime | None, fmt: str = "%a %d %b %Y %H:%M") -> str:
 
 templates.env.filters["when"] = _when
 templates.env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.1f}%"
+# Figures: whole numbers as they are, fractions to one decimal place.
+templates.env.filters["figure"] = lambda v: "—" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -10,7 +10,8 @@
 
   function label(ev) {
     var p = ev.extendedProps;
-    return p.patient_id + ", " + ev.title.split(" · ").slice(1).join(", ") + ", " +
+    var rows = ev.resourceIds.map(function (id) { return names[id] || id; }).join(" and ");
+    return rows + ": " + p.patient_id + ", " + ev.title.split(" · ").slice(1).join(", ") + ", " +
       p.start_local.slice(11, 16) + " to " + p.end_local.slice(11, 16) + ", step " + p.step + " of " + p.steps;
   }
 
@@ -20,6 +21,7 @@
       return response.json();
     })
     .then(function (data) {
+      data.resources.forEach(function (r) { names[r.id] = r.title; });
       EventCalendar.create(el, {
         view: week ? "resourceTimelineWeek" : "resourceTimelineDay",
         date: data.date_from,
@@ -29,7 +31,8 @@
         slotMinTime: data.slot_min_time,
         slotMaxTime: data.slot_max_time,
         slotDuration: week ? "01:00" : "00:15",
-        slotWidth: week ? 36 : 48,
+        slotWidth: week ? 44 : 48,
+        firstDay: 1,  // weeks start on Monday, as the page's week does
         height: "auto",
         editable: false,
         selectable: false,
@@ -50,7 +53,7 @@
           step.textContent = info.event.title.split(" · ")[1] || "";
           return {domNodes: [top, step]};
         },
-        slotLabelFormat: {hour: "2-digit", minute: "2-digit", hour12: false},
+        slotLabelFormat: week ? {hour: "2-digit", hour12: false} : {hour: "2-digit", minute: "2-digit", hour12: false},
         eventDidMount: function (info) {
           var p = info.event.extendedProps;
           var node = info.el;
@@ -70,17 +73,42 @@
           if (row) { node.dataset.rowElement = row.getAttribute("data-resource-id"); }
         }
       });
+      tidy();
+      new MutationObserver(tidy).observe(el, {childList: true, subtree: true});
       status.textContent = data.events.length + " appointment" + (data.events.length === 1 ? "" : "s") +
         " in " + data.resources.length + " row" + (data.resources.length === 1 ? "" : "s") + ".";
       el.dataset.loaded = "true";
     })
     .catch(function (error) { status.textContent = error.message; el.dataset.loaded = "error"; });
 
+  // EventCalendar marks its grid up as an ARIA table whose rows and cells do not nest as ARIA
+  // requires (axe: aria-required-children / -parent), so screen readers would misread it. The
+  // grid is drawn as plain groups instead; each block's label names its row, time and step, and
+  // the scrolling timeline can take focus so a keyboard can scroll it (WCAG 2.1.1).
+  var ROLES = ["table", "rowgroup", "row", "rowheader", "columnheader", "cell", "gridcell", "grid"];
+  var TABLE_ARIA = ["aria-colindex", "aria-rowindex", "aria-colcount", "aria-rowcount", "aria-colspan", "aria-rowspan"];
+  var names = {};
+  function tidy() {
+    el.querySelectorAll("[role]").forEach(function (node) {
+      if (ROLES.indexOf(node.getAttribute("role")) >= 0) { node.removeAttribute("role"); }
+    });
+    TABLE_ARIA.forEach(function (name) {
+      el.querySelectorAll("[" + name + "]").forEach(function (node) { node.removeAttribute(name); });
+    });
+    var main = el.querySelector(".ec-main");
+    if (main && !main.hasAttribute("tabindex")) {
+      main.setAttribute("tabindex", "0");
+      main.setAttribute("role", "group");
+      main.setAttribute("aria-label", "Timeline: scroll with the arrow keys");
+    }
+  }
+
   // Left and right arrows move a day (or a week) unless the user is typing in a field.
   document.addEventListener("keydown", function (event) {
     var target = event.target;
     if (event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) { return; }
     if (target && /^(INPUT|SELECT|TEXTAREA|BUTTON)$/.test(target.tagName)) { return; }
+    if (target && el.contains(target)) { return; }  // inside the timeline the arrows scroll it
     var link = event.key === "ArrowLeft" ? document.getElementById("previous-day")
       : event.key === "ArrowRight" ? document.getElementById("next-day") : null;
     if (link) { event.preventDefault(); window.location.assign(link.href); }
