@@ -31,7 +31,7 @@
         slotMinTime: data.slot_min_time,
         slotMaxTime: data.slot_max_time,
         slotDuration: week ? "01:00" : "00:15",
-        slotWidth: week ? 44 : 48,
+        slotWidth: week ? 44 : 72,  // px per slot: a 10-minute block still shows its patient id
         firstDay: 1,  // weeks start on Monday, as the page's week does
         height: "auto",
         editable: false,
