@@ -17,7 +17,7 @@ from api.config import Settings
 from api.db import database_ready, make_engine, make_sessionmaker, upgrade, writer
 from api.deps import Services
 from api.jobs import Dispatcher, recover_interrupted
-from api.routes import bookings, calendar, capacity, jobs, plans, scenarios
+from api.routes import bookings, calendar, capacity, fhir, jobs, plans, scenarios
 
 DESCRIPTION = """OneVisit plans consolidated multidisciplinary visits for people with several long-term
 conditions. Management routes need `Authorization: Bearer <API key>`; calendar routes use the
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     app = FastAPI(title="OneVisit", version="1", description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     errors.install(app, settings.max_body_bytes)
-    for module in (scenarios, jobs, plans, calendar, bookings, capacity):
+    for module in (scenarios, jobs, plans, calendar, bookings, capacity, fhir):
         app.include_router(module.router)
     docs_pages.install(app)
     web.install(app)  # the rota's pages under /, after the API so /v1 and /docs win

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from sqlalchemy import select
 
+from api.cli_fhir import fhir
 from api.config import Settings
 from api.db import make_engine, make_sessionmaker, transaction, upgrade
 from api.keys import ROLES, create_key, organisation, revoke_key
@@ -34,6 +35,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 for command in (engine_cli.schema, engine_cli.generate, engine_cli.capacity):
     app.command()(command)
+app.command()(fhir)
 console = Console()
 LOCAL_ORGANISATION = "local"
 
