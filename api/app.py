@@ -3,6 +3,7 @@ dispatchers, routes."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -45,6 +46,10 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
             recover_interrupted_studies(factory)
         dispatcher = Dispatcher(settings.database_url, factory, settings.workers, settings.poll_seconds)
         studies = StudyDispatcher(settings.database_url, factory, settings.study_processes, settings.poll_seconds)
+        # Everything loaded so far (modules, the app, its routes) lives as long as the process:
+        # out of the cyclic collector's sight, full collections stay short (see api.store.cached).
+        gc.collect()
+        gc.freeze()
         if run_jobs:
             dispatcher.start()
             studies.start()

@@ -183,3 +183,72 @@ def test_a_planner_session_cannot_publish_replan_or_hand_out_links(database_url,
             assert refused.status_code == 403, path
         assert client.get("/v1/scenarios/" + scenario["id"] + "/calendar-tokens",
                           headers=auth(keys["manager"])).json()["items"] == []
+
+
+def test_the_books_cached_json_follows_publishing_and_discarding(database_url, keys):
+    """book.json is cached per plan; publishing (references appear) and discarding (404) still
+    show at once, and another organisation's session never gets it."""
+    from tests.api_support import solve
+
+    with running_service(database_url) as client:
+        scenario = client.post("/v1/scenarios", json=tutorial(), headers=auth(keys["manager"])).json()
+        first = solve(client, keys["manager"], scenario["id"])
+        second = solve(client, keys["manager"], scenario["id"])
+        sign_in(client, keys["manager"])
+        day = client.get(f"/v1/plans/{first}/appointments?limit=1", headers=auth(keys["manager"])).json()["items"][0]["date"]
+        path = f"/plans/{first}/book.json?date={day}"
+        before = client.get(path).json()
+        assert before["events"] and all(e["extendedProps"]["reference"] == "" for e in before["events"])
+        assert client.post(f"/v1/plans/{first}/publish", headers=auth(keys["manager"])).status_code == 200
+        after = client.get(path).json()
+        references = {i["reference"] for i in client.get(f"/v1/plans/{first}/invites",
+                                                         headers=auth(keys["manager"])).json()["items"]}
+        assert {e["extendedProps"]["reference"] for e in after["events"]} <= references
+        assert all(e["extendedProps"]["reference"] for e in after["events"])
+        second_path = f"/plans/{second}/book.json?date={day}"
+        assert client.get(second_path).status_code == 200
+        assert client.delete(f"/v1/plans/{second}", headers=auth(keys["manager"])).status_code == 204
+        assert client.get(second_path).status_code == 404
+        client.cookies.clear()
+        sign_in(client, keys["other"])
+        assert client.get(path).status_code == 404
+
+
+def test_a_new_user_signs_in_with_the_link_onevisit_serve_prints(tmp_path):
+    """The README's path: `onevisit serve` on a fresh database prints a one-time link on its
+    console; opening it shows the rota's pages as the local organisation's manager."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--database-url",
+         f"sqlite:///{tmp_path / 'fresh.db'}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        link = None
+        for line in server.stdout:
+            found = re.search(rf"http://127\.0\.0\.1:{port}/sign-in/link/\S+", line)
+            if found:
+                link = found.group(0)
+                break
+        assert link, "onevisit serve printed no sign-in link"
+        with httpx.Client(timeout=10) as browser:
+            for _ in range(100):  # the link is printed just before the server listens
+                try:
+                    browser.get(f"http://127.0.0.1:{port}/healthz")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            opened = browser.get(link, follow_redirects=True)
+            assert opened.status_code == 200 and str(opened.url).endswith("/scenarios")
+            assert "local · manager" in opened.text
+            assert browser.get(link).status_code == 401  # used once
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

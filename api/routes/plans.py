@@ -4,20 +4,18 @@ re-planning a plan after disruptions, the difference between two plans, and disc
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import pendulum
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import func, select
+from fastapi.security import HTTPAuthorizationCredentials
+from sqlalchemy import select
 
-from api.deps import DB, CallerDep, require, services
+from api import reads
+from api.deps import DB, CallerDep, bearer, require, services
 from api.errors import ERROR_RESPONSES, ApiError
 from api.models import (
-    AppointmentClinician,
-    AppointmentRecord,
     Job,
     PlanRecord,
     ScenarioRecord,
@@ -25,7 +23,6 @@ from api.models import (
 )
 from api.routes.jobs import job_out
 from api.schemas import (
-    AppointmentOut,
     AppointmentPage,
     IsoDate,
     JobOut,
@@ -53,7 +50,7 @@ from scheduler.plan import AppointmentKind
 from scheduler.problems import ScenarioError
 
 router = APIRouter(prefix="/v1", tags=["plans"], responses=ERROR_RESPONSES)
-LONDON = pendulum.timezone("Europe/London")
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 def plan_out(session: DB, record: PlanRecord) -> PlanOut:
@@ -78,9 +75,22 @@ def list_plans(session: DB, caller: CallerDep, scenario_id: str | None = None) -
     return PlanList(items=[plan_out(session, r) for r in records])
 
 
+def summary_access(plan_id: str, request: Request, credentials: BearerCredentials) -> reads.PlanAccess:
+    # The key, the plan (through `plan_record`, the organisation check every plan route shares)
+    # and its publication state, in one session on one trip to the thread pool.
+    return reads.plan_access(request, credentials, plan_id, plan_record, with_status=True)
+
+
+def book_access(plan_id: str, request: Request, credentials: BearerCredentials) -> reads.PlanAccess:
+    return reads.plan_access(request, credentials, plan_id, plan_record)
+
+
 @router.get("/plans/{plan_id}", response_model=PlanOut, summary="Summary metrics and before/after comparison")
-def get_plan(plan_id: str, session: DB, caller: CallerDep) -> PlanOut:
-    return plan_out(session, plan_record(session, caller.organisation_id, plan_id))
+async def get_plan(plan_id: str, request: Request,
+                   access: Annotated[reads.PlanAccess, Depends(summary_access)]) -> Response:
+    # Answered from a per-process cache (api/reads.py): a plan never changes, except its
+    # publication state, which `summary_access` has just read.
+    return await reads.summary_response(request, access, plan_out)
 
 
 @router.get("/plans/{plan_id}/document", response_model=dict[str, Any],
@@ -89,44 +99,20 @@ def get_plan_document(plan_id: str, session: DB, caller: CallerDep) -> dict[str,
     return plan_record(session, caller.organisation_id, plan_id).document
 
 
-def _local(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(LONDON)
-
-
 @router.get("/plans/{plan_id}/appointments", response_model=AppointmentPage,
             summary="Appointments, filtered and paged, in time order")
-def list_appointments(
-    plan_id: str, session: DB, caller: CallerDep,
+async def list_appointments(
+    plan_id: str, request: Request, access: Annotated[reads.PlanAccess, Depends(book_access)],
     date_from: Annotated[IsoDate | None, Query(description="First day, YYYY-MM-DD.")] = None,
     date_to: Annotated[IsoDate | None, Query(description="Last day, YYYY-MM-DD.")] = None,
     clinician_id: str | None = None, room_id: str | None = None, site_id: str | None = None,
     patient_id: str | None = None, kind: AppointmentKind | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200, offset: Annotated[int, Query(ge=0, le=10**7)] = 0,
-) -> AppointmentPage:
-    record = plan_record(session, caller.organisation_id, plan_id)
-    if date_from and date_to and date_to < date_from:
-        raise ApiError(422, "invalid_request", "date_to is before date_from.", "date_to")
-    query = select(AppointmentRecord).where(AppointmentRecord.plan_id == record.id)
-    if clinician_id:
-        query = query.join(AppointmentClinician, (AppointmentClinician.plan_id == AppointmentRecord.plan_id)
-                           & (AppointmentClinician.appointment_id == AppointmentRecord.id)).where(
-            AppointmentClinician.clinician_id == clinician_id)
-    for column, value in ((AppointmentRecord.room_id, room_id), (AppointmentRecord.site_id, site_id),
-                          (AppointmentRecord.patient_id, patient_id), (AppointmentRecord.kind, kind)):
-        if value:
-            query = query.where(column == value)
-    if date_from:
-        query = query.where(AppointmentRecord.date >= date_from)
-    if date_to:
-        query = query.where(AppointmentRecord.date <= date_to)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(AppointmentRecord.start, AppointmentRecord.id).limit(limit).offset(offset)).all()
-    items = [AppointmentOut(
-        id=r.id, patient_id=r.patient_id, visit_id=r.visit_id, kind=r.kind, date=r.date, start=_local(r.start),
-        end=_local(r.end), site_id=r.site_id, room_id=r.room_id, clinician_ids=r.clinician_ids,
-        review_ids=r.review_ids, review_type_ids=r.review_type_ids, blood_marker_ids=r.blood_marker_ids,
-    ) for r in rows]
-    return AppointmentPage(total=total, offset=offset, limit=limit, items=items)
+) -> Response:
+    # Answered from the plan's cached appointment list (api/reads.py) once `book_access` has
+    # checked the key and found the plan to be the caller's.
+    return await reads.appointments_response(request, access, reads.AppointmentQuery(
+        date_from, date_to, clinician_id, room_id, site_id, patient_id, kind, limit, offset))
 
 
 @router.get("/plans/{plan_id}/unbooked", response_model=UnbookedList, summary="Reviews not booked, with reasons")

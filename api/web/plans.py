@@ -16,21 +16,28 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
-from api.deps import DB, ServicesDep
+from api.deps import DB, ServicesDep, services
 from api.errors import ApiError, not_found
 from api.models import CalendarEvent, PlanRecord, ScenarioRecord, ScenarioVersion
+from api.reads import BoundedLru
 from api.routes import bookings as booking_routes
 from api.routes import calendar as calendar_routes
 from api.routes import plans as plan_routes
 from api.store import plan_of, plan_record, plan_status, scenario_of
 from api.web.book import ROWS, book_data, clinician_day, local, plan_index, step_text, visit_colour
-from api.web.routing import Posted, SignedIn, WebRoute, render
+from api.web.routing import Posted, SignedIn, WebRoute, caller_in, render
 from scheduler.domain import Scenario
 from scheduler.plan import Plan
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
+# The book's JSON by (plan, publish count, query); at most 64 MB and 4,096 bodies per process.
+_book_bodies: BoundedLru[tuple, bytes] = BoundedLru(64 * 1024 * 1024, 4096)
+# What book.json checks on every request: the plan's organisation and its scenario's publish count.
+_PLAN_STATE = (select(PlanRecord.organisation_id, ScenarioRecord.publish_count)
+               .join(ScenarioRecord, ScenarioRecord.id == PlanRecord.scenario_id)
+               .where(PlanRecord.id == bindparam("plan_id")))
 REFERENCE = re.compile(r"^[Oo][Vv]-[A-Za-z0-9]{6}$")
 # Figures of the before/after table: (metric, words).
 FIGURES = (
@@ -132,17 +139,39 @@ def book_page(request: Request, plan_id: str, web: SignedIn, session: DB,
 
 
 @router.get("/plans/{plan_id}/book.json", name="book_json")
-def book_json(plan_id: str, web: SignedIn, session: DB,
+def book_json(request: Request, plan_id: str,
               date: Annotated[str | None, Query(max_length=10)] = None,
               days: Annotated[int, Query(ge=1, le=7)] = 1, rows: str = "clinician",
               site: str | None = None, role: str | None = None) -> Response:
-    """The book's rows and blocks (api.web.book.book_data) as JSON."""
-    record, plan, scenario = loaded(session, web.caller.organisation_id, plan_id)
+    """The book's rows and blocks (api.web.book.book_data) as JSON.
+
+    Served from a per-process cache of ready-made JSON: a plan never changes once stored, and
+    its booking references change only when its scenario publishes, which bumps the scenario's
+    publish_count, part of the key. The session, the plan's organisation and the count are read
+    on every request, so a discarded plan or another organisation's is a 404 whatever is cached.
+    One pooled connection and two indexed lookups of plain columns do it (no dependencies, no
+    ORM objects): the book's read is the hot path, and each dependency would be another hop
+    through the thread pool.
+    """
     if rows not in ROWS:
         raise ApiError(422, "invalid_request", "rows must be clinician or room.", "rows")
-    data = book_data(record.id, plan, scenario, references_of(session, record.id),
-                     first=_day(date, _first_day(plan, scenario)), days=days, rows=rows, site_id=site, role=role)
-    return Response(json.dumps(data), media_type="application/json")
+    found = services(request)
+    with found.engine.connect() as connection:
+        web = caller_in(request, connection)
+        plan_row = connection.execute(_PLAN_STATE, {"plan_id": plan_id}).first()
+    if plan_row is None or plan_row.organisation_id != web.caller.organisation_id:
+        raise not_found("plan")
+    key = (plan_id, plan_row.publish_count, date, days, rows, site, role)
+    body = _book_bodies.get(key)
+    if body is None:
+        with found.factory() as session:
+            record, plan, scenario = loaded(session, web.caller.organisation_id, plan_id)
+            data = book_data(record.id, plan, scenario, references_of(session, record.id),
+                             first=_day(date, _first_day(plan, scenario)), days=days, rows=rows, site_id=site,
+                             role=role)
+        body = json.dumps(data).encode()
+        _book_bodies.put(key, body, len(body))
+    return Response(body, media_type="application/json")
 
 
 @router.get("/plans/{plan_id}/patients/{patient_id}")

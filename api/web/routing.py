@@ -13,7 +13,9 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from api.deps import services
 from api.errors import ApiError
@@ -64,11 +66,16 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
 
 
 def signed_in(request: Request) -> WebCaller:
-    """The signed-in caller, or SignInRequired. Refreshes the session's idle clock at most once
-    a minute, best effort (a busy database must not fail a read)."""
+    """The signed-in caller, or SignInRequired (a dependency: a short reading session of its own)."""
+    with services(request).factory() as session:
+        return caller_in(request, session)
+
+
+def caller_in(request: Request, session: Session | Connection) -> WebCaller:
+    """The signed-in caller found through `session`, or SignInRequired. Refreshes the session's
+    idle clock at most once a minute, best effort (a busy database must not fail a read)."""
     found = services(request)
-    with found.factory() as session:
-        match = find_session(session, request.cookies.get(SESSION_COOKIE))
+    match = find_session(session, request.cookies.get(SESSION_COOKIE))
     if match is None:
         raise SignInRequired()
     web, stale = match

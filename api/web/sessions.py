@@ -20,7 +20,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from api.keys import Caller
@@ -66,25 +66,34 @@ def open_session(session: Session, organisation_id: str, role: str, api_key_id: 
     return token
 
 
-def expired(row: WebSession, now: dt.datetime) -> bool:
+def expired(row, now: dt.datetime) -> bool:
+    """Ended, idle past IDLE_MINUTES, or older than MAX_HOURS (`row`: a WebSession or its columns)."""
     return (row.ended_at is not None or now - row.last_seen_at > dt.timedelta(minutes=IDLE_MINUTES)
             or now - row.created_at > dt.timedelta(hours=MAX_HOURS))
 
 
-def find_session(session: Session, token: str | None) -> tuple[WebCaller, bool] | None:
+# Only the columns the check needs, built once: every page and every read of the book runs it,
+# and plain columns (not ORM objects) keep it one cheap indexed lookup (a unique hash).
+_SESSION_BY_HASH = (
+    select(WebSession.id, WebSession.organisation_id, WebSession.api_key_id, WebSession.role,
+           WebSession.csrf_token, WebSession.created_at, WebSession.last_seen_at, WebSession.ended_at,
+           Organisation.name, ApiKey.revoked_at)
+    .join(Organisation, Organisation.id == WebSession.organisation_id)
+    .outerjoin(ApiKey, ApiKey.id == WebSession.api_key_id)
+    .where(WebSession.token_hash == bindparam("token_hash")))
+
+
+def find_session(session: Session | Connection, token: str | None) -> tuple[WebCaller, bool] | None:
     """The live session for a cookie token, and whether its last_seen_at is due a refresh;
-    None for no token, an unknown, ended, idle or too old session, or a revoked key."""
+    None for no token, an unknown, ended, idle or too old session, or a revoked key. `session`
+    may be an ORM session or a plain connection; nothing is written."""
     if not token or len(token) > 100:
         return None
-    found = session.execute(
-        select(WebSession, Organisation.name, ApiKey.revoked_at)
-        .join(Organisation, Organisation.id == WebSession.organisation_id)
-        .outerjoin(ApiKey, ApiKey.id == WebSession.api_key_id)
-        .where(WebSession.token_hash == digest(token))).first()
-    if found is None:
+    row = session.execute(_SESSION_BY_HASH, {"token_hash": digest(token)}).first()
+    if row is None:
         return None
-    row, organisation_name, revoked_at = found
     now = utcnow()
+    organisation_name, revoked_at = row.name, row.revoked_at
     if expired(row, now) or revoked_at is not None:
         return None
     caller = Caller(row.organisation_id, row.role, row.api_key_id or "")
