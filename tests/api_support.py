@@ -78,10 +78,12 @@ def checked_plan(client, key: str, scenario_id: str, version: int, plan_id: str)
 
 
 def solve(client, key: str, scenario_id: str) -> str:
-    """Start a plan of the scenario's latest version, wait for it, return the plan id."""
+    """Start a plan of the scenario's latest version, wait for it, put the stored plan through the
+    independent checker, and return the plan id."""
     job = client.post(f"/v1/scenarios/{scenario_id}/plans", json={}, headers=auth(key)).json()
     job = wait_for_job(client, key, job["id"])
     assert job["status"] == "finished", job
+    checked_plan(client, key, scenario_id, job["scenario_version"], job["plan_id"])
     return job["plan_id"]
 
 

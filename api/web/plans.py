@@ -141,8 +141,9 @@ def book_page(request: Request, plan_id: str, web: SignedIn, session: DB,
 @router.get("/plans/{plan_id}/book.json", name="book_json")
 def book_json(request: Request, plan_id: str,
               date: Annotated[str | None, Query(max_length=10)] = None,
-              days: Annotated[int, Query(ge=1, le=7)] = 1, rows: str = "clinician",
-              site: str | None = None, role: str | None = None) -> Response:
+              days: Annotated[int, Query(ge=1, le=7)] = 1, rows: Annotated[str, Query(max_length=10)] = "clinician",
+              site: Annotated[str | None, Query(max_length=64)] = None,
+              role: Annotated[str | None, Query(max_length=64)] = None) -> Response:
     """The book's rows and blocks (api.web.book.book_data) as JSON.
 
     Served from a per-process cache of ready-made JSON: a plan never changes once stored, and
