@@ -243,6 +243,34 @@ class Publication(Base):
     patient_id: Mapped[str] = mapped_column(String(64), index=True)
     action: Mapped[str] = mapped_column(String(20))
     sequence: Mapped[int] = mapped_column(Integer)
+    # The visit the event showed in this publication, so a later update can say what it was
+    # (old and new date and time); None in publications made before migration 0006.
+    visit_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class MessageDelivery(Base):
+    """One message to a patient about one event in one publication, on one channel, and how its
+    delivery went. Only the status is kept: no phone number, address or e-mail, and no text
+    (both are rebuilt from the plan when needed); contacts are supplied at send time only.
+
+    status: `outbox` (written to the outbox folder, no provider), `no_contact` (the contacts file
+    has nothing for that channel), or GOV.UK Notify's own statuses (`created`, `sending`,
+    `delivered`, `permanent-failure`, `temporary-failure`, `technical-failure`, ...).
+    """
+
+    __tablename__ = "message_deliveries"
+    __table_args__ = (UniqueConstraint("event_id", "publish_number", "channel"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("calendar_events.id"), index=True)
+    publish_number: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(20))  # new | update | cancel
+    channel: Mapped[str] = mapped_column(String(20))  # calendar | sms | letter
+    status: Mapped[str] = mapped_column(String(40))
+    provider_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class CalendarToken(Base):

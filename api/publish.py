@@ -130,7 +130,8 @@ def publish(session: Session, record: PlanRecord) -> PublishResult:
     def note(event: CalendarEvent, action: str) -> None:
         counts[action] += 1
         session.add(Publication(plan_id=record.id, event_id=event.id, publish_number=number,
-                                patient_id=event.patient_id, action=action, sequence=event.sequence))
+                                patient_id=event.patient_id, action=action, sequence=event.sequence,
+                                visit_id=event.visit_id))
 
     for visit in plan.visits:
         fingerprint = invite_fingerprint(scenario, plan, visit.id)

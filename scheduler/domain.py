@@ -125,6 +125,11 @@ class Site(Strict):
     longitude: Real | None = Field(None, ge=-180, le=180)
     opens: LocalTime = Field(dt.time(8, 0), description="Rooms usable from (local time).")
     closes: LocalTime = Field(dt.time(18, 30), description="Rooms usable until (local time).")
+    catchment_travel_minutes: Count | None = Field(
+        None, ge=0, le=300,
+        description="Typical door-to-door travel one way, in minutes, for a patient of this site's "
+        "catchment: used as the patient's travel time to this site when a recall import gives none "
+        "(clinical systems export no travel times).")
 
 
 class Room(Strict):
@@ -225,8 +230,10 @@ class ReviewType(Strict):
     )
     shared_component_ids: list[Id] = Field(default_factory=list)
     sensitive: bool = Field(
-        False, description="Sensitive clinic: never named outside the NHS boundary, and no patient invite is sent for a visit that includes it."
-    )
+        False, description="Sensitive clinic (learning-disability or SMI health check, mental-health "
+        "review): its name never appears in an output shared with staff or other organisations "
+        "(clinician and room feeds, FHIR free text). Patients are sent the same neutral invite as "
+        "for any visit; to send no invite, set the patient's contact_preference.")
 
 
 class ReachableSite(Strict):
@@ -255,6 +262,8 @@ class Needs(Strict):
     extra_time_factor: Real = Field(
         1.0, ge=1.0, le=3.0, description="Multiplies review durations (LD, frailty, many meds)."
     )
+    large_print: bool = Field(
+        False, description="Letters in large print (Accessible Information Standard, DCB1605).")
 
 
 class DueReview(Strict):
@@ -264,6 +273,11 @@ class DueReview(Strict):
     review_type_id: Id
     window_start: dt.date
     window_end: dt.date
+
+
+Channel = Literal["calendar", "sms", "letter"]
+"""How a patient is told about a visit: a calendar invite (iCalendar, by e-mail or download), an
+SMS text, or a printed letter."""
 
 
 class Patient(Strict):
@@ -282,6 +296,11 @@ class Patient(Strict):
     )
     priority: Count = Field(0, ge=0, le=3, description="0 routine … 3 highest (complex, deprived).")
     preferred_time: Literal["any", "morning", "afternoon"] = "any"
+    contact_preference: list[Channel] = Field(
+        default_factory=lambda: ["calendar"], min_length=1, max_length=3,
+        description="Channels the patient is told by about a visit and any change to it, e.g. "
+        "['sms', 'letter']; leave out 'calendar' for no calendar invites (e.g. letter only). "
+        "Contact details are never part of a scenario: they come from a contacts file at send time.")
     deprivation_quintile: Count | None = Field(
         None, ge=1, le=5, description="Deprivation quintile of the patient's home area, 1 = most "
         "deprived fifth, 5 = least, from the English Indices of Deprivation (IMD); for equity "
@@ -349,6 +368,16 @@ class InviteSettings(Strict):
     )
 
 
+class PrivacySettings(Strict):
+    """Identifier rules. Patients are pseudonymous: by default an id that passes the NHS number
+    check (Modulus 11) is refused, so a real NHS number cannot enter by mistake."""
+
+    allow_nhs_number_ids: bool = Field(
+        False, description="Allow patient ids that are valid NHS numbers: only for a deployment "
+        "inside the NHS boundary (HSCN), with the practice's data protection officer's agreement. "
+        "Even then no invite, feed, FHIR bundle, SMS, letter or outbox file carries the id.")
+
+
 class Scenario(Strict):
     """Everything the planner needs for one planning period."""
 
@@ -360,6 +389,7 @@ class Scenario(Strict):
     visit_rules: VisitRules = VisitRules()
     solver: SolverSettings = SolverSettings()
     invites: InviteSettings = InviteSettings()
+    privacy: PrivacySettings = PrivacySettings()
     sites: list[Site] = Field(min_length=1)
     rooms: list[Room] = Field(min_length=1)
     clinicians: list[Clinician] = Field(min_length=1)
