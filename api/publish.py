@@ -176,6 +176,35 @@ def invite_file(session: Session, event: CalendarEvent, organiser: str, attendee
     return render(scenario, plan_of(record), event.visit_id, identity(event), organiser=organiser, attendee=attendee)
 
 
+@dataclass(frozen=True)
+class Showing:
+    """What an event showed its patient in one publication: the scenario and plan it was
+    rendered from and the visit in that plan."""
+
+    scenario: Scenario
+    plan: Plan
+    visit_id: str
+    publish_number: int
+
+
+def previous_showing(session: Session, event_id: str, publish_number: int) -> Showing | None:
+    """What the event showed before publication `publish_number` (the latest earlier publication
+    that sent or kept it), so an update can say what changed: old and new date, time and place.
+
+    None when the event is new in that publication, or its earlier publications predate
+    migration 0006 (which started recording the visit shown).
+    """
+    row = session.scalars(
+        select(Publication).where(Publication.event_id == event_id, Publication.publish_number < publish_number,
+                                  Publication.action != "cancel", Publication.visit_id.is_not(None))
+        .order_by(Publication.publish_number.desc()).limit(1)).first()
+    if row is None:
+        return None
+    record = session.get(PlanRecord, row.plan_id)
+    scenario = scenario_of(session.get(ScenarioVersion, record.scenario_version_id))
+    return Showing(scenario, plan_of(record), row.visit_id, row.publish_number)
+
+
 def download_address(reference: str, organiser: str) -> str:
     """Downloaded invites name the patient by booking reference only (no e-mail is stored)."""
     return f"mailto:patient-{reference.lower()}@{organiser.rsplit('@', 1)[-1]}"

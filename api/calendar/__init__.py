@@ -14,6 +14,7 @@ from api.calendar.render import (
     new_uid,
     patient_cancel,
     patient_request,
+    review_visit_for,
     room_feed,
 )
 from api.calendar.sanitise import clean_text
@@ -32,5 +33,6 @@ __all__ = [
     "new_uid",
     "patient_cancel",
     "patient_request",
+    "review_visit_for",
     "room_feed",
 ]

@@ -145,6 +145,19 @@ def invite_allowed(scenario: Scenario, plan: Plan, visit_id: str) -> bool:
     return not _is_sensitive(scenario, _visit(scenario, plan, visit_id))
 
 
+def review_visit_for(plan: Plan, visit_id: str) -> Visit | None:
+    """For a blood-test-only trip: the visit it prepares for, the patient's first visit with a
+    review that starts after the trip ends (its results must be back by then). None for a visit
+    with reviews, or when no review visit follows (the review went unbooked)."""
+    by_id = {a.id: a for a in plan.appointments}
+    visit = next((v for v in plan.visits if v.id == visit_id), None)
+    if visit is None or any(by_id[a].kind != "blood_draw" for a in visit.appointment_ids):
+        return None
+    later = [v for v in plan.visits if v.patient_id == visit.patient_id and v.start >= visit.end
+             and any(by_id[a].kind != "blood_draw" for a in v.appointment_ids)]
+    return min(later, key=lambda v: (v.start, v.id), default=None)
+
+
 def _fasting_draw(scenario: Scenario, v: _Visit) -> Appointment | None:
     marker = _index(scenario.blood_markers, "blood marker")
     for a in v.appointments:
