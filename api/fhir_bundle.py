@@ -17,7 +17,9 @@ Shapes and where each value comes from (FHIR field: source):
   the same in every export: an appointment kept by a re-plan keeps its Appointment id. OneVisit
   ids (which may hold "_", not allowed in a FHIR id) travel as identifiers.
 * **Patient** (one per patient with an appointment): `identifier` the scenario's pseudonymous
-  patient id (PATIENT_SYSTEM) and nothing else: no name, NHS number, birth date or address.
+  patient id (PATIENT_SYSTEM) and nothing else: no name, NHS number, birth date or address. A
+  patient id that is an NHS number (allowed only by `privacy.allow_nhs_number_ids`) is left out:
+  that Patient has no identifier and an id derived from its position in the bundle.
 * **Practitioner** (one per clinician in an appointment; profile UKCore-Practitioner):
   `identifier` the clinician id; `name.text` the clinician's name (staff data) when given;
   `active` true. No role: a specialty can say what the patient has.
@@ -42,7 +44,7 @@ Shapes and where each value comes from (FHIR field: source):
   reference (REFERENCE_SYSTEM, use usual; `references` maps visit id -> reference).
   `description` and `serviceType` say what it is (see `describe`): a blood test never names its
   tests; a review names its review types only when no review of the visit is of a `sensitive`
-  type and the visit's draw is not for one (the rule of `api.calendar.invite_allowed`);
+  type and the visit's draw is not for one (the rule of `api.calendar.is_sensitive_visit`);
   otherwise the wording is neutral and there is no `serviceType`.
 
 Text never carries a patient's condition unless the review type is not sensitive; the words are
@@ -60,9 +62,10 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
-from api.calendar import invite_allowed, wording
+from api.calendar import is_sensitive_visit, wording
 from scheduler.domain import Scenario
 from scheduler.plan import Appointment, Plan
+from scheduler.privacy import nhs_number_in
 
 PROFILE_BASE = "https://fhir.hl7.org.uk/StructureDefinition/"
 APPOINTMENT_PROFILE = PROFILE_BASE + "UKCore-Appointment"
@@ -107,13 +110,13 @@ def describe(appointment: Appointment, names: Mapping[str, str], sensitive: bool
 
 def sensitive_visits(scenario: Scenario, plan: Plan) -> set[str]:
     """Ids of the plan's visits whose review types must not be named outside the practice: the
-    visits `api.calendar.invite_allowed` refuses an invite for. Only visits of patients with a
+    visits `api.calendar.is_sensitive_visit` finds. Only visits of patients with a
     sensitive due review can be; the others are not asked (that check reads the whole plan)."""
     sensitive_types = {r.id for r in scenario.review_types if r.sensitive}
     patients = {p.id for p in scenario.patients
                 if any(d.review_type_id in sensitive_types for d in p.due_reviews)}
     return {v.id for v in plan.visits
-            if v.patient_id in patients and not invite_allowed(scenario, plan, v.id)}
+            if v.patient_id in patients and is_sensitive_visit(scenario, plan, v.id)}
 
 
 def plan_bundle(scenario: Scenario, plan: Plan, references: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -163,13 +166,18 @@ def plan_bundle(scenario: Scenario, plan: Plan, references: Mapping[str, str] | 
     visit_ids = {v.id for v in plan.visits}
 
     patients = sorted({a.patient_id for a in appointments})
+    # An id holding an NHS number (a scenario may allow them inside the NHS boundary) never
+    # leaves the service: that Patient is keyed by its position in this bundle and carries no
+    # identifier, so nothing derived from the number is in the file either.
+    patient_key = {p: p if nhs_number_in(p) is None else f"withheld-{n}" for n, p in enumerate(patients, 1)}
     clinicians = sorted({c for a in appointments for c in a.clinician_ids})
     rooms = sorted({a.room_id for a in appointments})
     sites = sorted({room(r).site_id for r in rooms} | {a.site_id for a in appointments})
     resources: list[dict[str, Any]] = []
     for p in patients:
-        resources.append({"resourceType": "Patient", "id": uid("Patient", p),
-                          "identifier": [ident(PATIENT_SYSTEM, p)]})
+        key = patient_key[p]
+        resources.append({"resourceType": "Patient", "id": uid("Patient", key),
+                          **({"identifier": [ident(PATIENT_SYSTEM, p)]} if key == p else {})})
     for c in clinicians:
         person = clinician(c)
         resources.append({
@@ -225,7 +233,7 @@ def plan_bundle(scenario: Scenario, plan: Plan, references: Mapping[str, str] | 
             "start": _instant(a.start), "end": _instant(a.end), "minutesDuration": minutes,
             "slot": [ref("Slot", a.id, c) for c in a.clinician_ids],
             "participant": [
-                _participant(ref("Patient", a.patient_id)),
+                _participant(ref("Patient", patient_key[a.patient_id])),
                 *(_participant(ref("Practitioner", c, display=clinician(c).name or None)) for c in a.clinician_ids),
                 _participant(ref("Location", "room", a.room_id, display=room(a.room_id).name or a.room_id)),
             ]})

@@ -220,7 +220,11 @@ class CalendarEvent(Base):
     reference: Mapped[str] = mapped_column(String(20), unique=True)
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(20), default="active")  # active | cancelled
-    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)  # no patient invite
+    # The visit includes a sensitive review: its reviews are never named in staff-shared outputs.
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The patient takes calendar invites (contact_preference includes 'calendar'); without, no
+    # patient calendar link is made and no invite file is served.
+    calendar_invites: Mapped[bool] = mapped_column(Boolean, default=True)
     fingerprint: Mapped[str] = mapped_column(String(64))  # of what the invite shows
     review_ids: Mapped[list] = mapped_column(JSON)  # to follow a visit whose make-up changed
     plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"))

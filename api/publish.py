@@ -20,12 +20,15 @@ from sqlalchemy.orm import Session
 
 from api.calendar import (
     EventIdentity,
-    invite_allowed,
+    PreviousVisit,
     invite_fingerprint,
+    is_sensitive_visit,
     new_reference,
     new_uid,
     patient_cancel,
     patient_request,
+    previous_visit,
+    takes_calendar_invites,
 )
 from api.errors import ApiError
 from api.models import (
@@ -63,18 +66,14 @@ def _reviews(plan: Plan, visit: Visit) -> list[str]:
     return sorted({r for a_id in visit.appointment_ids for r in by_id[a_id].review_ids})
 
 
-def _match(plan: Plan, active: list[CalendarEvent], sensitive: dict[str, bool]) -> dict[str, CalendarEvent]:
-    """visit id of the new plan -> the event it continues.
-
-    An event only continues a visit of the same sensitivity: a visit that became sensitive must
-    cancel the invite the patient holds, and one that stopped being sensitive needs a new invite.
-    """
+def _match(plan: Plan, active: list[CalendarEvent]) -> dict[str, CalendarEvent]:
+    """visit id of the new plan -> the event it continues (same patient)."""
     matched: dict[str, CalendarEvent] = {}
     by_visit = {e.visit_id: e for e in active}
     left: dict[str, list[CalendarEvent]] = defaultdict(list)
 
     def continues(event: CalendarEvent, visit: Visit) -> bool:
-        return event.patient_id == visit.patient_id and event.sensitive == sensitive[visit.id]
+        return event.patient_id == visit.patient_id
 
     for visit in plan.visits:
         if visit.id in by_visit and continues(by_visit[visit.id], visit):
@@ -111,6 +110,15 @@ def _unique_reference(session: Session) -> str:
             return reference
 
 
+def _patient_link(session: Session, event: CalendarEvent) -> None:
+    """The patient's calendar link for the event, unless one is live already."""
+    live = session.scalar(select(CalendarToken.id).where(
+        CalendarToken.kind == "patient", CalendarToken.subject_id == event.id, CalendarToken.revoked_at.is_(None)))
+    if live is None:
+        session.add(CalendarToken(organisation_id=event.organisation_id, scenario_id=event.scenario_id,
+                                  kind="patient", subject_id=event.id, token=new_token()))
+
+
 def publish(session: Session, record: PlanRecord) -> PublishResult:
     """Make `record` the scenario's published plan and bring every calendar event up to date."""
     scenario_record = lock_scenario(session, record.scenario_id)  # one publication at a time
@@ -120,8 +128,8 @@ def publish(session: Session, record: PlanRecord) -> PublishResult:
     plan = plan_of(record)
     active = session.scalars(select(CalendarEvent).where(
         CalendarEvent.scenario_id == record.scenario_id, CalendarEvent.status == "active")).all()
-    sensitivity = {v.id: not invite_allowed(scenario, plan, v.id) for v in plan.visits}
-    matched = _match(plan, list(active), sensitivity)
+    patients = {p.id: p for p in scenario.patients}
+    matched = _match(plan, list(active))
     counts = dict.fromkeys(ACTIONS, 0)
     now = utcnow()
     scenario_record.publish_count += 1
@@ -135,25 +143,28 @@ def publish(session: Session, record: PlanRecord) -> PublishResult:
 
     for visit in plan.visits:
         fingerprint = invite_fingerprint(scenario, plan, visit.id)
-        sensitive = sensitivity[visit.id]
+        sensitive = is_sensitive_visit(scenario, plan, visit.id)
+        invites = takes_calendar_invites(patients[visit.patient_id])
         event = matched.get(visit.id)
         if event is None:
             event = CalendarEvent(
                 organisation_id=record.organisation_id, scenario_id=record.scenario_id,
                 patient_id=visit.patient_id, uid=new_uid(), reference=_unique_reference(session), sequence=0,
-                sensitive=sensitive, fingerprint=fingerprint, review_ids=_reviews(plan, visit),
-                plan_id=record.id, visit_id=visit.id, updated_at=now)
+                sensitive=sensitive, calendar_invites=invites, fingerprint=fingerprint,
+                review_ids=_reviews(plan, visit), plan_id=record.id, visit_id=visit.id, updated_at=now)
             session.add(event)
             session.flush()
-            if not sensitive:
-                session.add(CalendarToken(organisation_id=record.organisation_id, scenario_id=record.scenario_id,
-                                          kind="patient", subject_id=event.id, token=new_token()))
+            if invites:
+                _patient_link(session, event)
             note(event, "new")
             continue
         action = "unchanged"
         if event.fingerprint != fingerprint:
             event.sequence += 1  # only ever rises
             action = "update"
+        if invites and not event.calendar_invites:
+            _patient_link(session, event)  # the patient has asked for calendar invites since
+        event.sensitive, event.calendar_invites = sensitive, invites
         event.fingerprint, event.review_ids = fingerprint, _reviews(plan, visit)
         event.plan_id, event.visit_id, event.updated_at = record.id, visit.id, now
         note(event, action)
@@ -168,12 +179,30 @@ def publish(session: Session, record: PlanRecord) -> PublishResult:
     return PublishResult(record.id, counts)
 
 
+def replaced(session: Session, event: CalendarEvent) -> PreviousVisit | None:
+    """For an event whose latest sent invite was an update: when and where the visit was before
+    (what the update replaces). None for an event sent once, unchanged since, or cancelled."""
+    if event.status == "cancelled" or event.sequence == 0:
+        return None
+    last = session.scalars(select(Publication).where(
+        Publication.event_id == event.id, Publication.action.in_(("new", "update")))
+        .order_by(Publication.publish_number.desc()).limit(1)).first()
+    if last is None or last.action != "update":
+        return None
+    before = previous_showing(session, event.id, last.publish_number)
+    return previous_visit(before.scenario, before.plan, before.visit_id) if before is not None else None
+
+
 def invite_file(session: Session, event: CalendarEvent, organiser: str, attendee: str) -> bytes:
-    """The patient's invite as it stands: a REQUEST, or a CANCEL from the plan it was last in."""
+    """The patient's invite as it stands: a REQUEST (an update says what it replaces), or a
+    CANCEL from the plan it was last in."""
     record = session.get(PlanRecord, event.plan_id)
     scenario = scenario_of(session.get(ScenarioVersion, record.scenario_version_id))
-    render = patient_cancel if event.status == "cancelled" else patient_request
-    return render(scenario, plan_of(record), event.visit_id, identity(event), organiser=organiser, attendee=attendee)
+    if event.status == "cancelled":
+        return patient_cancel(scenario, plan_of(record), event.visit_id, identity(event),
+                              organiser=organiser, attendee=attendee)
+    return patient_request(scenario, plan_of(record), event.visit_id, identity(event), organiser=organiser,
+                           attendee=attendee, previous=replaced(session, event))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ import secrets
 
 import icalendar
 
+from api.calendar import wording
+from api.calendar.timezone import LONDON
 from tests.api_support import (
     auth,
     checked_plan,
@@ -77,9 +79,15 @@ def test_publish_update_and_cancel_keep_uids_and_raise_sequence(database_url):
                 assert int(event["SEQUENCE"]) == sequence + 1 and not event.walk("VALARM")
             elif change["action"] == "update":
                 assert method == "REQUEST" and int(event["SEQUENCE"]) == sequence + 1
+                # An update says so, and what it replaces: the old date and time (issue 17).
+                assert str(event["SUMMARY"]).startswith("Changed: ")
+                old = start.astimezone(LONDON)
+                description = str(event["DESCRIPTION"])
+                assert f"{wording.long_date(old.date())} at {wording.clock(old)}" in description.split("\n")[0]
             else:
                 assert method == "REQUEST" and int(event["SEQUENCE"]) == sequence
                 assert event.decoded("DTSTART") == start
+                assert not str(event["SUMMARY"]).startswith("Changed")
         by_patient = {}
         for change in changes:
             by_patient.setdefault(change["patient_id"], set()).add(change["action"])
@@ -180,21 +188,50 @@ def test_feeds_share_uids_with_invites_and_tokens_resist_attacks(database_url):
         assert all(re.fullmatch(r"[A-Za-z0-9_-]{43,}", t) for t in all_tokens), all_tokens
 
 
-def test_sensitive_clinic_gets_no_invite_but_stays_in_feeds(database_url):
+def test_sensitive_clinics_get_neutral_invites_and_patients_choose_no_calendar(database_url):
+    """Issue 17: a sensitive clinic's patients get the same neutral invite as anyone; whether a
+    patient gets calendar invites at all is their contact preference, not the review type."""
     key = make_keys(database_url)["manager"]
     body = tutorial()
     for t in body["review_types"]:
         t["sensitive"] = True
+    letter_only = body["patients"][0]["id"]
+    body["patients"][0]["contact_preference"] = ["letter"]
+    names = [t["name"].lower() for t in body["review_types"]]
     with running_service(database_url) as client:
         sid = client.post("/v1/scenarios", json=body, headers=auth(key)).json()["id"]
         plan_id = solve(client, key, sid)
         plan = checked_plan(client, key, sid, 1, plan_id)
         client.post(f"/v1/plans/{plan_id}/publish", headers=auth(key))
         invites = client.get(f"/v1/plans/{plan_id}/invites", headers=auth(key)).json()["items"]
-        review_visits = {a.visit_id for a in plan.appointments if a.review_ids}
-        assert sum(i["invite_url"] is None for i in invites) >= len(review_visits) > 0
-        assert all(i["method"] is None for i in invites if i["invite_url"] is None)
+        assert {i["patient_id"] for i in invites} == {v.patient_id for v in plan.visits}
+        for item in invites:
+            booking = client.get(f"/v1/bookings/{item['reference']}", headers=auth(key)).json()
+            assert booking["sensitive"] is True
+            if item["patient_id"] == letter_only:
+                assert item["invite_url"] is None and item["method"] is None
+                assert booking["calendar_invites"] is False
+                assert client.get(f"/v1/invites/{item['reference']}/message", params={"to": "p@example.org"},
+                                  headers=auth(key)).status_code == 404
+                continue
+            assert item["method"] == "REQUEST" and booking["calendar_invites"] is True
+            ics = client.get(url_path(item["invite_url"]))
+            assert ics.status_code == 200
+            [event] = vevents(ics.content)
+            text = f"{event.get('summary')} {event.get('description')}".lower()
+            assert str(event.get("summary")).startswith(("Your health check-up visit at", "Your blood test at"))
+            assert not any(name in text for name in names), text
         room = next(a.room_id for a in plan.appointments if a.review_ids)
         token = client.post(f"/v1/scenarios/{sid}/calendar-tokens", json={"kind": "room", "subject_id": room},
                             headers=auth(key)).json()
-        assert vevents(client.get(url_path(token["url"])).content)
+        feed = client.get(url_path(token["url"])).content
+        assert vevents(feed) and not any(name.encode() in feed.lower() for name in names)
+        # The patient asks for calendar invites too: the next publication gives them a link.
+        body["patients"][0]["contact_preference"] = ["letter", "calendar"]
+        client.put(f"/v1/scenarios/{sid}", json=body, headers=auth(key)).raise_for_status()
+        second = solve(client, key, sid)
+        checked_plan(client, key, sid, 2, second)
+        client.post(f"/v1/plans/{second}/publish", headers=auth(key)).raise_for_status()
+        again = client.get(f"/v1/plans/{second}/invites", headers=auth(key)).json()["items"]
+        mine = [i for i in again if i["patient_id"] == letter_only and i["action"] != "cancel"]
+        assert mine and all(i["invite_url"] for i in mine)

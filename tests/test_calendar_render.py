@@ -20,14 +20,15 @@ import vobject
 from api.calendar import (
     EventIdentity,
     clinician_feed,
-    invite_allowed,
     invite_email,
     invite_fingerprint,
+    is_sensitive_visit,
     london_vtimezone,
     new_reference,
     new_uid,
     patient_cancel,
     patient_request,
+    previous_visit,
     room_feed,
     wording,
 )
@@ -212,10 +213,16 @@ def test_update_keeps_the_uid_raises_sequence_and_refreshes_dtstamp(rich, parse)
     views = parse({
         "request": request(s, plan, before.id, first),
         "update": patient_request(moved_s, moved, after.id, update, organiser=ORGANISER,
-                                  attendee=MAILBOX, dtstamp=later),
+                                  attendee=MAILBOX, dtstamp=later, previous=previous_visit(s, plan, before.id)),
     })
     [old], [new] = views["request"]["events"], views["update"]["events"]
     assert new["uid"] == old["uid"] and (old["sequence"], new["sequence"]) == (0, 1)
+    # The update says it is one, and what changed: the old and the new date and time.
+    assert new["summary"] == "Changed: " + old["summary"]
+    was, now = london_time(before.start), london_time(after.start)
+    assert new["description"].startswith(
+        f"Your visit has changed: it was on {wording.long_date(was.date())} at {wording.clock(was)}; "
+        f"it is now on {wording.long_date(now.date())} at {wording.clock(now)}.")
     assert new["start"] == utc(after.start) != old["start"]
     assert new["dtstamp"] == utc(later) > old["dtstamp"]
     assert views["update"]["method"] == "REQUEST"
@@ -225,6 +232,26 @@ def test_update_keeps_the_uid_raises_sequence_and_refreshes_dtstamp(rich, parse)
                                  attendee=MAILBOX))["events"][0]["dtstamp"]
     age = dt.datetime.now(UTC) - dt.datetime.strptime(fresh, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     assert dt.timedelta(0) <= age < dt.timedelta(seconds=30)
+
+
+def test_one_clinician_seen_twice_reads_as_one_person():
+    """"a practice nurse ... a practice nurse" read as two people when it was one: a clinician
+    met again later in the visit is "the same practice nurse"."""
+    types = copy.deepcopy(BASE["review_types"])
+    next(t for t in types if t["id"] == "hypertension")["blood_marker_ids"] = ["glucose_fasting"]
+    markers = copy.deepcopy(BASE["blood_markers"])
+    next(m for m in markers if m["id"] == "glucose_fasting")["point_of_care"] = True
+    s = scenario([session("nurse", "2027-03-23")], [patient("P1", "hypertension")], review_types=types,
+                 blood_markers=markers, solver=FAST)
+    plan = solve_checked(s)
+    [visit] = visits_of(plan, "P1")
+    steps = appointments_in(plan, visit.id)
+    assert [a.kind for a in steps] == ["blood_draw", "review"]
+    assert steps[0].clinician_ids == steps[1].clinician_ids == ["nurse"]
+    text = read(request(s, plan, visit.id, identity()))["events"][0]["description"]
+    assert "blood test with a practice nurse" in text
+    assert "appointment with the same practice nurse" in text
+    assert text.count("a practice nurse") == 1
 
 
 def test_fingerprint_is_what_the_patient_sees_not_identity_or_time_of_sending(rich):
@@ -580,6 +607,9 @@ def privacy_scenario(show_names: bool = False) -> Scenario:
         "horizon_start": "2027-10-18", "horizon_end": "2027-10-29",
         "solver": FAST,
         "invites": {"show_clinician_names": show_names, "contact_phone": "0300 123 4567"},
+        # Ids that are NHS numbers, allowed as for a deployment inside the NHS boundary: even
+        # then no output may carry them.
+        "privacy": {"allow_nhs_number_ids": True},
         "sites": [{"id": "riverside", "name": "Riverside Health Centre",
                    "address": "2 River Road, Town, AB2 3CD"}],
         "rooms": [
@@ -652,7 +682,8 @@ def forbidden_strings(s: Scenario, plan: Plan) -> set[str]:
     found = set(FORBIDDEN_WORDS)
     found |= {s.name, s.description}
     for t in s.review_types:
-        found |= {t.id, t.name, *t.roles}
+        # A role whose neutral noun is its own id ('gp' is "a GP") names nothing the invite hides.
+        found |= {t.id, t.name, *(r for r in t.roles if wording.ROLE_NOUNS[r][0].lower() != r)}
     for m in s.blood_markers:
         found |= {m.id, m.name}
     for c in s.shared_components:
@@ -677,9 +708,11 @@ def all_outputs(s: Scenario, plan: Plan) -> tuple[dict[str, bytes], list[str]]:
         outputs[f"cancel-{len(outputs)}"] = cancel = patient_cancel(
             s, plan, v.id, cancel_id, organiser=ORGANISER, attendee=MAILBOX)
         mails = [invite_email(cancel, sender=ORGANISER, to=MAILBOX)]
-        if invite_allowed(s, plan, v.id):
-            outputs[f"request-{len(outputs)}"] = req = request(s, plan, v.id, ids[v.id])
-            mails.append(invite_email(req, sender=ORGANISER, to=MAILBOX))
+        outputs[f"request-{len(outputs)}"] = req = request(s, plan, v.id, ids[v.id])
+        mails.append(invite_email(req, sender=ORGANISER, to=MAILBOX))
+        moved = previous_visit(s, plan, v.id)  # an update names the old time: still nothing else
+        outputs[f"update-{len(outputs)}"] = update = request(s, plan, v.id, ids[v.id], previous=moved)
+        mails.append(invite_email(update, sender=ORGANISER, to=MAILBOX))
         for mail in mails:
             parsed = email.message_from_bytes(mail.as_bytes(), policy=email.policy.default)
             texts.append("\n".join(f"{k}: {v}" for k, v in parsed.items()))
@@ -730,17 +763,24 @@ def test_nothing_identifying_or_clinical_in_any_output_or_uid(private, parse):
     assert "interpreter for Urdu" in text and "0300 123 4567" in text
 
 
-def test_a_sensitive_review_suppresses_the_invite_but_not_the_feeds(private, parse):
+def test_a_sensitive_review_gets_the_same_neutral_invite_and_stays_unnamed_in_feeds(private, parse):
     s, plan = private
-    # The review, and the earlier trip for its blood test: no invite for either.
+    # The review, and the earlier trip for its blood test: each gets an invite like any other.
     sensitive = visits_of(plan, "4857773456")
     assert sorted(v.purpose for v in sensitive) == ["blood_draw_trip", "consolidated"]
-    for v in sensitive:
-        assert not invite_allowed(s, plan, v.id)
-        with pytest.raises(ValueError, match="sensitive"):
-            request(s, plan, v.id, identity())
-    assert all(invite_allowed(s, plan, v.id) for v in visits_of(plan, "9434765919"))
-    # Staff still see the bookings, without the clinic.
+    assert all(is_sensitive_visit(s, plan, v.id) for v in sensitive)
+    assert not any(is_sensitive_visit(s, plan, v.id) for v in visits_of(plan, "9434765919"))
+    [draw] = [v for v in sensitive if v.purpose == "blood_draw_trip"]
+    [review] = [v for v in sensitive if v.purpose == "consolidated"]
+    invites = {v.id: read(request(s, plan, v.id, identity()))["events"][0] for v in sensitive}
+    assert invites[draw.id]["summary"] == "Your blood test at Riverside Health Centre"
+    assert invites[review.id]["summary"] == "Your health check-up visit at Riverside Health Centre"
+    # The blood test says when the check-up it prepares for is.
+    at = london_time(review.start)
+    assert f"check-up visit on {wording.long_date(at.date())} at {wording.clock(at)}" in invites[draw.id]["description"]
+    for event in invites.values():
+        assert "hiv" not in str(event).lower() and "cd4" not in str(event).lower()
+    # Staff see the bookings, without the clinic.
     ids = identities_for(plan)
     holders = {c for v in sensitive for a in appointments_in(plan, v.id) for c in a.clinician_ids}
     feeds = {c: clinician_feed(s, plan, c, ids, calendar_name="Clinics") for c in holders}

@@ -7,15 +7,18 @@ See docs/calendars.md.
 from api.calendar.email import InvalidAddress, invite_email
 from api.calendar.render import (
     EventIdentity,
+    PreviousVisit,
     clinician_feed,
-    invite_allowed,
     invite_fingerprint,
+    is_sensitive_visit,
     new_reference,
     new_uid,
     patient_cancel,
     patient_request,
+    previous_visit,
     review_visit_for,
     room_feed,
+    takes_calendar_invites,
 )
 from api.calendar.sanitise import clean_text
 from api.calendar.timezone import london_vtimezone
@@ -25,14 +28,17 @@ __all__ = [
     "InvalidAddress",
     "clean_text",
     "clinician_feed",
-    "invite_allowed",
+    "PreviousVisit",
+    "is_sensitive_visit",
     "invite_email",
     "invite_fingerprint",
     "london_vtimezone",
     "new_reference",
     "new_uid",
+    "previous_visit",
     "patient_cancel",
     "patient_request",
     "review_visit_for",
     "room_feed",
+    "takes_calendar_invites",
 ]

@@ -138,11 +138,34 @@ def _is_sensitive(scenario: Scenario, v: _Visit) -> bool:
     )
 
 
-def invite_allowed(scenario: Scenario, plan: Plan, visit_id: str) -> bool:
-    """False when the visit includes a review of a type the scenario marks sensitive, or a blood
-    draw for one: no invite goes outside the NHS boundary for such a visit. Feeds still show the
-    booking (reference and appointment kind only)."""
-    return not _is_sensitive(scenario, _visit(scenario, plan, visit_id))
+def is_sensitive_visit(scenario: Scenario, plan: Plan, visit_id: str) -> bool:
+    """True when the visit includes a review of a type the scenario marks sensitive, or a blood
+    draw for one. Such a visit's reviews are never named in an output shared with staff or other
+    organisations (feeds, FHIR free text). The patient's own invite is the same neutral invite as
+    for any visit: it never names a review anyway (issue 17: suppressing it left the patients who
+    find booking hardest uninformed)."""
+    return _is_sensitive(scenario, _visit(scenario, plan, visit_id))
+
+
+def takes_calendar_invites(patient: Patient) -> bool:
+    """Whether the patient is sent calendar invites: their `contact_preference` includes
+    'calendar' (a patient may choose, say, letters only)."""
+    return "calendar" in patient.contact_preference
+
+
+@dataclass(frozen=True)
+class PreviousVisit:
+    """What an updated invite replaces: when and where the visit was (Europe/London)."""
+
+    start: dt.datetime
+    site_name: str
+
+
+def previous_visit(scenario: Scenario, plan: Plan, visit_id: str) -> PreviousVisit:
+    """The start and site of a visit as an earlier plan had it, for an update to say what
+    changed. Raises KeyError for a visit not in `plan`."""
+    v = _visit(scenario, plan, visit_id)
+    return PreviousVisit(v.start, _one_line(v.site.name))
 
 
 def review_visit_for(plan: Plan, visit_id: str) -> Visit | None:
@@ -194,7 +217,9 @@ def _only_draws(v: _Visit) -> bool:
     return all(a.kind == "blood_draw" for a in v.appointments)
 
 
-def _summary(v: _Visit) -> str:
+def _summary(v: _Visit, previous: PreviousVisit | None = None) -> str:
+    if previous is not None:
+        return "Changed: " + _summary(v)
     if _only_draws(v):
         return f"Your blood test at {_one_line(v.site.name)}"
     return f"Your health check-up visit at {_one_line(v.site.name)}"
@@ -214,10 +239,53 @@ def _location(site: Site) -> str:
 # Plain-English text for the patient
 
 
-def _description(scenario: Scenario, v: _Visit, reference: str) -> str:
+def _what_changed(v: _Visit, previous: PreviousVisit) -> str:
+    """One sentence naming what moved: the date, the time, the place, or only the steps."""
+    old_when = f"{wording.long_date(previous.start.date())} at {wording.clock(previous.start)}"
+    new_when = f"{wording.long_date(v.start.date())} at {wording.clock(v.start)}"
+    place = _one_line(v.site.name)
+    if previous.start != v.start and previous.site_name != place:
+        return (f"Your visit has changed: it was on {old_when} at {previous.site_name}; it is now on "
+                f"{new_when} at {place}.")
+    if previous.start != v.start:
+        return f"Your visit has changed: it was on {old_when}; it is now on {new_when}."
+    if previous.site_name != place:
+        return f"Your visit has moved from {previous.site_name} to {place}; the date and time are the same."
+    return "The appointments in your visit have changed; the date and start time are the same."
+
+
+def _steps(scenario: Scenario, v: _Visit) -> list[str]:
+    """A line per appointment. A clinician already met earlier in the visit is 'the same GP', so
+    one person seen twice does not read as two people."""
+    clinician = _index(scenario.clinicians, "clinician")
+    seen: set[str] = set()
+    lines = []
+    for a in v.appointments:
+        at = wording.clock(london_time(a.start))
+        length = wording.duration(a.end - a.start)
+        if scenario.invites.show_clinician_names:
+            roles, names = _roles_and_names(scenario, a)
+            who = wording.people(roles, names)
+        else:
+            fresh = [clinician(c).role for c in a.clinician_ids if c not in seen]
+            again = [f"the same {wording.ROLE_NOUNS[clinician(c).role][0]}" for c in a.clinician_ids if c in seen]
+            who = wording.join_and(([wording.people(fresh)] if fresh else []) + again)
+        seen.update(a.clinician_ids)
+        if a.kind == "blood_draw":
+            lines.append(f"- {at}: blood test with {who}")
+        elif a.kind == "joint_review":
+            lines.append(f"- {at}: one appointment with {who} together (about {length})")
+        else:
+            lines.append(f"- {at}: appointment with {who} (about {length})")
+    return lines
+
+
+def _description(scenario: Scenario, v: _Visit, reference: str, review: _Visit | None = None,
+                 previous: PreviousVisit | None = None) -> str:
     phone, _ = _contact(scenario, v.site)
     draw = _fasting_draw(scenario, v)
-    lines = [
+    lines = [_what_changed(v, previous), ""] if previous is not None else []
+    lines += [
         (f"When: {wording.long_date(v.start.date())}. Please arrive a few minutes before "
          f"{wording.clock(v.start)}, the time of your first appointment."),
         (f"How long: allow about {wording.duration(v.end - v.start)}; you should be finished by "
@@ -225,20 +293,16 @@ def _description(scenario: Scenario, v: _Visit, reference: str) -> str:
         f"Where: {_location(v.site)}",
         "",
         "What happens",
+        *_steps(scenario, v),
     ]
-    for a in v.appointments:
-        at = wording.clock(london_time(a.start))
-        length = wording.duration(a.end - a.start)
-        roles, names = _roles_and_names(scenario, a)
-        who = wording.people(roles, names)
-        if a.kind == "blood_draw":
-            lines.append(f"- {at}: blood test with {who}")
-        elif a.kind == "joint_review":
-            lines.append(f"- {at}: one appointment with {who} together (about {length})")
-        else:
-            lines.append(f"- {at}: appointment with {who} (about {length})")
     if not _only_draws(v) and any(a.kind == "blood_draw" for a in v.appointments):
         lines.append("Your blood test comes first, so one needle covers everything.")
+    elif _only_draws(v) and review is not None:
+        lines.append(
+            "This is a short visit for a blood test, so the results are ready in time for your "
+            f"check-up visit on {wording.long_date(review.start.date())} at {wording.clock(review.start)} "
+            f"at {_one_line(review.site.name)}. That visit has its own invitation."
+        )
     elif _only_draws(v):
         lines.append(
             "This is a short visit for a blood test, so the results are ready in time for your "
@@ -384,15 +448,21 @@ def _geo(event: Event, site: Site) -> None:
 # Patient invites
 
 
+def _review_for(scenario: Scenario, plan: Plan, v: _Visit) -> _Visit | None:
+    review = review_visit_for(plan, v.visit.id)
+    return _visit(scenario, plan, review.id) if review is not None else None
+
+
 def _request_calendar(
-    scenario: Scenario, v: _Visit, identity: EventIdentity, organiser: str, attendee: str,
-    stamp: dt.datetime,
+    scenario: Scenario, plan: Plan, v: _Visit, identity: EventIdentity, organiser: str, attendee: str,
+    stamp: dt.datetime, previous: PreviousVisit | None = None,
 ) -> Calendar:
     cal = _calendar("REQUEST")
     event = _event(identity, v.start, v.end, stamp)
-    summary = _summary(v)
+    summary = _summary(v, previous)
     event.add("summary", Line(summary))
-    event.add("description", Text(_description(scenario, v, identity.reference)))
+    description = _description(scenario, v, identity.reference, _review_for(scenario, plan, v), previous)
+    event.add("description", Text(description))
     event.add("location", Line(_location(v.site)))
     _geo(event, v.site)
     event.add("status", "CONFIRMED")
@@ -400,8 +470,9 @@ def _request_calendar(
     event.add("class", "PRIVATE")
     _people(event, organiser, attendee, rsvp=False)
     when = f"{wording.short_date(v.start.date())} at {wording.clock(v.start)}"
-    event.add_component(_alarm(REMINDERS[0], f"In a week: {summary}, {when}."))
-    event.add_component(_alarm(REMINDERS[1], f"Tomorrow: {summary}, {when}."))
+    plain = _summary(v)
+    event.add_component(_alarm(REMINDERS[0], f"In a week: {plain}, {when}."))
+    event.add_component(_alarm(REMINDERS[1], f"Tomorrow: {plain}, {when}."))
     draw = _fasting_draw(scenario, v)
     if draw is not None:
         test_at = wording.clock(london_time(draw.start))
@@ -426,17 +497,18 @@ def patient_request(
     organiser: str,
     attendee: str,
     dtstamp: dt.datetime | None = None,
+    previous: PreviousVisit | None = None,
 ) -> bytes:
     """METHOD:REQUEST for one visit: one VEVENT from the first appointment's start to the last
     one's end, the patient's mailbox (`attendee`) as the only attendee.
 
-    Send SEQUENCE 0 first; a changed visit goes out again with the same UID and SEQUENCE + 1.
-    Raises ValueError for a visit including a sensitive review type (see `invite_allowed`).
+    Send SEQUENCE 0 first; a changed visit goes out again with the same UID and SEQUENCE + 1,
+    with `previous` (where and when it was, `previous_visit`) so its subject starts "Changed:"
+    and its first line says what changed. A visit with a sensitive review gets the same neutral
+    invite as any other. Raises KeyError for a visit not in the plan.
     """
     v = _visit(scenario, plan, visit_id)
-    if _is_sensitive(scenario, v):
-        raise ValueError(f"visit {visit_id!r} is for a sensitive review type: no invite is sent")
-    return serialise(_request_calendar(scenario, v, identity, organiser, attendee, _stamp(dtstamp)))
+    return serialise(_request_calendar(scenario, plan, v, identity, organiser, attendee, _stamp(dtstamp), previous))
 
 
 def patient_cancel(
@@ -477,7 +549,7 @@ def invite_fingerprint(scenario: Scenario, plan: Plan, visit_id: str) -> str:
     v = _visit(scenario, plan, visit_id)
     placeholder = EventIdentity("fingerprint@onevisit", 0, "OV-REFERENCE")
     stamp = dt.datetime(2000, 1, 1, tzinfo=UTC)
-    cal = _request_calendar(scenario, v, placeholder, "organiser@onevisit", "patient@onevisit", stamp)
+    cal = _request_calendar(scenario, plan, v, placeholder, "organiser@onevisit", "patient@onevisit", stamp)
     return hashlib.sha256(serialise(cal)).hexdigest()
 
 

@@ -42,6 +42,7 @@ def get_booking(
     appointments = sorted((by_id[i] for i in visit.appointment_ids), key=lambda a: (a.start, a.id))
     return BookingOut(
         reference=event.reference, status=event.status, sequence=event.sequence, sensitive=event.sensitive,
+        calendar_invites=event.calendar_invites,
         patient_id=event.patient_id, scenario_id=event.scenario_id, plan_id=event.plan_id,
         published_plan_id=scenario.published_plan_id, updated_at=event.updated_at,
         visit=VisitOut(

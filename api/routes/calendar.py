@@ -60,7 +60,7 @@ class InviteChange(BaseModel):
     action: Literal["new", "update", "unchanged", "cancel"]
     method: Literal["REQUEST", "CANCEL"] | None
     sequence: int
-    invite_url: str | None  # None: a sensitive clinic, for which no invite is ever sent
+    invite_url: str | None  # None: the patient takes no calendar invites (contact_preference)
 
 
 class InviteChanges(BaseModel):
@@ -121,17 +121,17 @@ def invite_changes(plan_id: str, session: DB, caller: CallerDep, services: Servi
     items = []
     for pub, event in session.execute(query.order_by(Publication.patient_id, CalendarEvent.reference)):
         token = tokens.get(event.id)
-        sends = not event.sensitive and pub.action != "unchanged"
+        sends = event.calendar_invites and pub.action != "unchanged"
         items.append(InviteChange(
             patient_id=pub.patient_id, reference=event.reference, action=pub.action, sequence=pub.sequence,
             method=("CANCEL" if pub.action == "cancel" else "REQUEST") if sends else None,
-            invite_url=_url(services.settings.public_url, token) if token and not event.sensitive else None))
+            invite_url=_url(services.settings.public_url, token) if token and event.calendar_invites else None))
     return InviteChanges(plan_id=record.id, items=items)
 
 
 def _event_by_reference(session: DB, organisation_id: str, reference: str) -> CalendarEvent:
     event = session.scalar(select(CalendarEvent).where(CalendarEvent.reference == reference))
-    if event is None or event.organisation_id != organisation_id or event.sensitive:
+    if event is None or event.organisation_id != organisation_id or not event.calendar_invites:
         raise not_found("invite")
     return event
 
@@ -229,7 +229,7 @@ def _ics(body: bytes) -> Response:
 def patient_invite(token: str, session: DB, services: ServicesDep) -> Response:
     found = _token(session, "patient", token)
     event = session.get(CalendarEvent, found.subject_id)
-    if event is None or event.sensitive:
+    if event is None or not event.calendar_invites:
         raise not_found("calendar")
     organiser = services.settings.organiser
     return _ics(invite_file(session, event, organiser, download_address(event.reference, organiser)))

@@ -1,4 +1,5 @@
-"""patient messages: each publication remembers the visit an event showed (so an update can say
+"""patient messages: calendar events say whether the patient takes calendar invites (a per-patient
+preference, no longer a property of sensitive review types), each publication remembers the visit an event showed (so an update can say
 what changed), and message_deliveries keeps the delivery status of SMS, letters and invites
 
 Revision ID: 0006
@@ -17,6 +18,13 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('publications') as batch:
         batch.add_column(sa.Column('visit_id', sa.String(length=64), nullable=True))
+    # Existing sensitive events were published without invites; they keep that until their
+    # scenario is published again, which sets the flag from the patient's contact preference.
+    with op.batch_alter_table('calendar_events') as batch:
+        batch.add_column(sa.Column('calendar_invites', sa.Boolean(), nullable=True))
+    op.execute("UPDATE calendar_events SET calendar_invites = NOT sensitive")
+    with op.batch_alter_table('calendar_events') as batch:
+        batch.alter_column('calendar_invites', existing_type=sa.Boolean(), nullable=False)
     op.create_table('message_deliveries',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('organisation_id', sa.String(length=32), nullable=False),
@@ -43,3 +51,5 @@ def downgrade() -> None:
     op.drop_table('message_deliveries')
     with op.batch_alter_table('publications') as batch:
         batch.drop_column('visit_id')
+    with op.batch_alter_table('calendar_events') as batch:
+        batch.drop_column('calendar_invites')
