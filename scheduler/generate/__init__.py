@@ -46,6 +46,7 @@ from scheduler.generate.capacity import (
     scenario_load,
 )
 from scheduler.generate.care import finish_patients
+from scheduler.generate.contact import assign_contact_preferences
 from scheduler.generate.deprivation import assign_quintiles
 from scheduler.generate.figures import HEADROOM_TARGET, SAMPLES, ceil_slot
 from scheduler.generate.files import (
@@ -109,6 +110,7 @@ def generate_scenario(
         drafts = fit_to_load(profile, rng, drafts, roster_minutes(workforce), load)
     drafts = finish_patients(profile, workforce.staff, estate.rooms, drafts, rng)
     assign_quintiles(profile, drafts)  # its own random stream, after all the others
+    assign_contact_preferences(seed, drafts)  # and another: no other field changes
     return to_scenario(profile, estate, workforce.staff, drafts)
 
 

@@ -75,10 +75,11 @@ def _patient(p: PatientDraft) -> Patient:
         reachable_sites=[ReachableSite(site_id=s, travel_minutes=m) for s, m in p.reachable],
         unavailable=p.all_unavailable(),
         needs=Needs(interpreter_language=p.interpreter, wheelchair=p.wheelchair,
-                    carer_attending=p.carer, extra_time_factor=p.factor),
+                    carer_attending=p.carer, extra_time_factor=p.factor, large_print=p.large_print),
         opt_out_consolidation=p.opt_out,
         joint_consultation=p.joint,
         priority=p.priority,
         preferred_time=p.preferred_time,
         deprivation_quintile=p.quintile,
+        contact_preference=p.channels,
     )

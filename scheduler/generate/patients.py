@@ -53,6 +53,8 @@ class PatientDraft:
     wants_continuity: bool = True
     preferred_time: str = "any"
     quintile: int | None = None
+    channels: list[str] = field(default_factory=lambda: ["calendar"])
+    large_print: bool = False
 
     def all_unavailable(self) -> list[Unavailability]:
         out = list(self.unavailable)
