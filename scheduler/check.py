@@ -1108,6 +1108,7 @@ def _recompute(c: _Ctx) -> Metrics:
     travel = {
         (p.id, r.site_id): r.travel_minutes for p in s.patients for r in p.reachable_sites
     }
+    prefs = {p.id: set(p.contact_preference) for p in s.patients}
     hours_minutes = 0.0
     wait = 0.0
     multi_step = 0
@@ -1163,6 +1164,11 @@ def _recompute(c: _Ctx) -> Metrics:
         clinician_sessions=len(groups),
         room_changes=room_changes,
         rooms_per_session_mean=distinct_rooms / len(groups) if groups else 0.0,
+        # One message per visit per channel the patient chose (docs/plan-format.md), counted here
+        # from the scenario's preferences and the plan's visits.
+        messages_calendar=sum("calendar" in prefs.get(v.patient_id, ()) for v in plan.visits),
+        messages_sms=sum("sms" in prefs.get(v.patient_id, ()) for v in plan.visits),
+        messages_letter=sum("letter" in prefs.get(v.patient_id, ()) for v in plan.visits),
     )
 
 

@@ -6,6 +6,7 @@ from collections import defaultdict
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
+from scheduler.domain import Scenario
 from scheduler.instance import Instance
 from scheduler.plan import Appointment, Comparison, Metrics, UnbookedReview, Visit
 from scheduler.timegrid import TIMEZONE, minute_of_day
@@ -125,7 +126,19 @@ def compute_metrics(
         clinician_sessions=clinician_sessions,
         room_changes=room_changes,
         rooms_per_session_mean=rooms_per_session,
+        **messages_by_channel(scenario, visits),
     )
+
+
+def messages_by_channel(scenario: Scenario, visits: list[Visit]) -> dict[str, int]:
+    """Messages publishing sends, as Metrics fields: one per visit for each channel in the
+    patient's contact_preference (an invite, an SMS, a letter). Fewer visits, fewer messages."""
+    channels = {p.id: p.contact_preference for p in scenario.patients}
+    counts = dict.fromkeys(("calendar", "sms", "letter"), 0)
+    for v in visits:
+        for channel in channels.get(v.patient_id, ()):
+            counts[channel] += 1
+    return {f"messages_{channel}": n for channel, n in counts.items()}
 
 
 def compare(plan: Metrics, old_way: Metrics, shared_minutes_saved: int) -> Comparison:

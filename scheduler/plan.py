@@ -108,6 +108,11 @@ class Metrics(PlanModel):
     rooms_per_session_mean: float = Field(
         0.0, description="Distinct rooms of a clinician's draws and reviews per such session, averaged."
     )
+    messages_calendar: int = Field(
+        0, description="Patient messages on publishing, by channel: one calendar invite per visit of "
+        "each patient whose contact_preference includes 'calendar'. 0 in plans written before this field existed.")
+    messages_sms: int = Field(0, description="One SMS text per visit of each patient who chose 'sms'.")
+    messages_letter: int = Field(0, description="One letter per visit of each patient who chose 'letter'.")
 
 
 class Comparison(PlanModel):

@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from scheduler.privacy import nhs_number_in
+
 PathT = tuple[str | int, ...]
 """A path into the scenario data: field names and list indices, e.g. ('patients', 2, 'id')."""
 
@@ -75,7 +77,7 @@ def format_path(path: PathT, root: Any = None) -> str:
     """Render a path readably: `patients[P003].due_reviews[1].window_end`.
 
     A list item is labelled by its `id` when `root` is given and the id is unique in its list;
-    otherwise by its index.
+    otherwise by its index. An id holding an NHS number is never repeated: its index is used.
     """
     text = ""
     current = root
@@ -84,7 +86,8 @@ def format_path(path: PathT, root: Any = None) -> str:
             label: str | int = key
             item = _get(current, key)
             ident = _get(item, "id")
-            if isinstance(ident, str) and ident and isinstance(current, (list, tuple)):
+            if (isinstance(ident, str) and ident and isinstance(current, (list, tuple))
+                    and nhs_number_in(ident) is None):
                 if sum(1 for other in current if _get(other, "id") == ident) == 1:
                     label = ident
             text += f"[{label}]"

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 
 from scheduler.domain import Scenario
+from scheduler.privacy import nhs_number_in
 from scheduler.problems import PathT, Problem, did_you_mean, format_path
 
 # Lists whose entries carry an `id`, with the noun used in messages.
@@ -384,6 +385,25 @@ def check_unavailability(c: Checker) -> Iterator[Problem]:
 # --- who can do what ------------------------------------------------------------------------
 
 
+def check_pseudonymous_ids(c: Checker) -> Iterator[Problem]:
+    """Patients are pseudonymous (PRODUCT.md): an id holding a valid NHS number (Modulus 11) is
+    refused unless `privacy.allow_nhs_number_ids` is set. The patient is named by position, so
+    the message never repeats the number."""
+    if c.scenario.privacy.allow_nhs_number_ids:
+        return
+    for p_index, patient in enumerate(c.scenario.patients):
+        if nhs_number_in(patient.id) is not None:
+            path = ("patients", p_index, "id")
+            yield Problem(
+                c.source, f"patients[{p_index}].id",
+                f"the id of patient number {p_index + 1} looks like an NHS number (it passes the "
+                "Modulus 11 check): patients must be pseudonymous, so use the practice's "
+                "pseudonymous id instead; a deployment inside the NHS boundary may set "
+                "privacy.allow_nhs_number_ids: true",
+                path=path,
+            )
+
+
 def check_reachable_sites(c: Checker) -> Iterator[Problem]:
     for p_index, patient in enumerate(c.scenario.patients):
         if not patient.reachable_sites:
@@ -461,6 +481,7 @@ def check_blood_draws_possible(c: Checker) -> Iterator[Problem]:
 
 
 CHECKS: tuple[Callable[[Checker], Iterable[Problem]], ...] = (
+    check_pseudonymous_ids,
     check_duplicate_ids,
     check_duplicate_due_review_ids,
     check_duplicate_reachable_sites,

@@ -131,6 +131,11 @@ EXPECTED_METRICS = Metrics(
     clinician_sessions=9,
     room_changes=0,
     rooms_per_session_mean=1.0,
+    # Every patient of base_scenario() has the default contact_preference, calendar only: one
+    # invite per visit (7), no SMS or letter.
+    messages_calendar=7,
+    messages_sms=0,
+    messages_letter=0,
 )
 
 
