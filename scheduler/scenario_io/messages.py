@@ -16,6 +16,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from scheduler.domain import MULTILINE_PATTERN, SINGLE_LINE_PATTERN, Scenario
+from scheduler.privacy import nhs_number_in
 from scheduler.problems import PathT, did_you_mean
 
 
@@ -60,7 +61,9 @@ def _model_at(loc: PathT) -> type[BaseModel] | None:
 
 def shorten(value: Any, limit: int = 60) -> str:
     """`repr(value)`, cut to about `limit` characters: a 5,000-digit number or a pasted page is
-    named, not echoed whole."""
+    named, not echoed whole. A value holding an NHS number is not echoed at all."""
+    if isinstance(value, str) and nhs_number_in(value) is not None:
+        return "a value that looks like an NHS number (not repeated here)"
     text = repr(value)
     if len(text) <= limit:
         return text
