@@ -16,7 +16,6 @@ and screenshots written as test artefacts.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -30,6 +29,7 @@ import uvicorn
 
 from api.app import create_app
 from api.config import Settings
+from tests.apt_support import ensure_debian_package
 
 ROOT = Path(__file__).resolve().parent.parent
 JS = ROOT / "tests" / "js"
@@ -48,27 +48,8 @@ BLOCKING_IMPACTS = ("serious", "critical")
 def ensure_chromium() -> str:
     """Debian's chromium, installed with apt-get when missing (as root). Fails, never skips:
     the browser tests are part of what the test command promises."""
-    if Path(CHROMIUM).is_file():
-        return CHROMIUM
-    apt = shutil.which("apt-get")
-    if apt is None or os.geteuid() != 0:
-        pytest.fail(f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get): "
-                    "install Debian's chromium package (`apt-get install chromium`); Playwright is "
-                    "pointed at it and downloads no browser of its own", pytrace=False)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = [apt, "install", "-y", "-q", "chromium"]
-
-    def run(command: list[str]) -> subprocess.CompletedProcess:
-        return subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, env=env)
-
-    done = run(install)
-    if done.returncode != 0:  # a fresh machine has no package lists yet
-        updated = run([apt, "update", "-q"])
-        done = run(install) if updated.returncode == 0 else updated
-    if done.returncode != 0 or not Path(CHROMIUM).is_file():
-        pytest.fail(f"apt-get could not install chromium (exit {done.returncode}):\n{done.stdout[-2000:]}\n"
-                    f"{done.stderr[-2000:]}", pytrace=False)
-    return CHROMIUM
+    return ensure_debian_package(CHROMIUM, "chromium",
+                                 "Playwright is pointed at it and downloads no browser of its own")
 
 
 # --- the service -------------------------------------------------------------------------------
