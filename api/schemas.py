@@ -82,6 +82,9 @@ class ScenarioOut(Out):
     created_at: dt.datetime
     updated_at: dt.datetime
     versions: list[ScenarioVersionOut] = []
+    warnings: list[ProblemOut] = Field(
+        [], description="On a create or upload: each roster session the planner will not use and why "
+        "(a bank holiday without on_bank_holiday, a date outside the period, leave, an exact repeat).")
 
 
 class ScenarioList(BaseModel):
@@ -258,7 +261,10 @@ class BookingOut(BaseModel):
     status: Literal["active", "cancelled"] = Field(
         description="cancelled: the visit is in no published plan any more; `visit` is as it was last booked.")
     sequence: int = Field(description="The invite's SEQUENCE: how many times it was updated or cancelled.")
-    sensitive: bool = Field(description="A sensitive clinic: the patient was sent no invite.")
+    sensitive: bool = Field(description="The visit includes a sensitive clinic: its reviews are never named in "
+                            "feeds or FHIR free text. The patient's invite is the same neutral invite as any.")
+    calendar_invites: bool = Field(description="The patient takes calendar invites (their contact_preference "
+                                   "includes 'calendar'); false: no invite file or link is made.")
     patient_id: str
     scenario_id: str
     plan_id: str = Field(description="The plan the visit's current (or, once cancelled, last) booking is in.")

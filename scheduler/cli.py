@@ -100,6 +100,10 @@ def summary_table(plan: Plan) -> Table:
         ("Waiting between steps (min)", "patient_wait_minutes", "{}"),
         ("  per visit of two or more steps", "wait_minutes_per_multi_step_visit", "{:.1f}"),
         ("Clinician minutes", "clinician_minutes", "{}"),
+        # What publishing sends, by each patient's contact_preference: one per visit per channel.
+        ("Messages: calendar invites", "messages_calendar", "{}"),
+        ("  SMS texts", "messages_sms", "{}"),
+        ("  letters", "messages_letter", "{}"),
     ]
     for label, field, fmt in rows:
         cells = [fmt.format(getattr(x, field)) if x else "-" for x in (old, greedy, m)]
@@ -175,6 +179,17 @@ def with_progress(settings: SolverSettings, work: Callable[[Callable[[PlanningPr
         return work(show)
 
 
+def print_roster_warnings(loaded: Scenario, scenario: Path, sessions_csv: Path | None) -> None:
+    """Name each roster session the planner will not use, and why (scheduler.scenario_io.accounting)."""
+    from scheduler.scenario_io.accounting import session_origins, unused_sessions
+
+    unused = unused_sessions(loaded, scenario.name, session_origins(loaded, sessions_csv))
+    if unused:
+        console.print(f"{len(unused)} roster session(s) will not be used:", markup=False, highlight=False, soft_wrap=True)
+    for warning in unused:
+        console.print(f"  warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+
+
 def solve_scenario(scenario: Path, sessions_csv: Path | None, due_csv: Path | None, time_limit: float | None,
                    workers: int | None, seed: int | None) -> tuple[Scenario, Plan]:
     """Load the scenario (with CSV imports) and plan it with a progress bar; nothing is checked or written.
@@ -183,6 +198,7 @@ def solve_scenario(scenario: Path, sessions_csv: Path | None, due_csv: Path | No
     typer.Exit(2).
     """
     loaded = _load(scenario, sessions_csv, due_csv)
+    print_roster_warnings(loaded, scenario, sessions_csv)
     settings = solver_settings(loaded, time_limit, workers, seed)
     return loaded, with_progress(settings, lambda show: make_plan(loaded, settings, on_progress=show))
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, File, Path, Request, UploadFile
 from sqlalchemy import select
 
 from api.deps import DB, CallerDep
-from api.errors import ERROR_RESPONSES, ApiError, problem_dict, scenario_error
+from api.errors import ERROR_RESPONSES, ApiError, ProblemOut, problem_dict, scenario_error
 from api.models import Job, ScenarioRecord, ScenarioVersion
 from api.routes.jobs import job_out
 from api.schemas import (
@@ -31,6 +31,7 @@ from scheduler.scenario_io import (
     scenario_from_dict,
     scenario_from_text,
 )
+from scheduler.scenario_io.accounting import session_origins_from_text, unused_sessions
 
 router = APIRouter(prefix="/v1", tags=["scenarios"], responses=ERROR_RESPONSES)
 
@@ -117,8 +118,9 @@ def parsed_upload(
     scenario: Annotated[UploadFile, File(description="Scenario file, .yaml or .json.")],
     sessions_csv: Annotated[UploadFile | None, File(description="Roster sessions CSV.")] = None,
     due_reviews_csv: Annotated[UploadFile | None, File(description="Due reviews CSV.")] = None,
-) -> tuple[Scenario, str]:
-    """The uploaded files validated as one scenario; ApiError 422 listing every problem otherwise."""
+) -> tuple[Scenario, str, list[Problem]]:
+    """The uploaded files validated as one scenario, with a warning for each roster session the
+    planner will not use; ApiError 422 listing every problem otherwise."""
     text, name, problems = _read(scenario, spreadsheet=False)
     sessions, sessions_name, more = _read(sessions_csv, spreadsheet=True)
     problems += more
@@ -134,20 +136,23 @@ def parsed_upload(
                                     due_reviews_source=due_name or "due_reviews.csv")
     except ScenarioError as exc:
         raise scenario_error(exc) from None
-    return parsed, ", ".join(n for n in (name, sessions_name, due_name) if n)
+    origins = session_origins_from_text(parsed, sessions, sessions_name or "sessions.csv")
+    warnings = unused_sessions(parsed, name, origins)
+    return parsed, ", ".join(n for n in (name, sessions_name, due_name) if n), warnings
 
 
 # Parsed as dependencies declared after the key and before the session: a large scenario is
 # validated before the request takes its turn to write, so it holds up no other write.
 ParsedJson = Annotated[Scenario, Depends(parsed_json)]
-ParsedUpload = Annotated[tuple[Scenario, str], Depends(parsed_upload)]
+ParsedUpload = Annotated[tuple[Scenario, str, list[Problem]], Depends(parsed_upload)]
 
 
-def scenario_out(session: DB, record: ScenarioRecord) -> ScenarioOut:
+def scenario_out(session: DB, record: ScenarioRecord, warnings: list[Problem] | None = None) -> ScenarioOut:
     versions = session.scalars(select(ScenarioVersion).where(ScenarioVersion.scenario_id == record.id)
                                .order_by(ScenarioVersion.version)).all()
     out = ScenarioOut.model_validate(record)
     out.versions = [ScenarioVersionOut.model_validate(v) for v in versions]
+    out.warnings = [ProblemOut(**problem_dict(p)) for p in warnings or []]
     return out
 
 
@@ -155,15 +160,16 @@ def scenario_out(session: DB, record: ScenarioRecord) -> ScenarioOut:
              openapi_extra=SCENARIO_BODY)
 def create_scenario(caller: CallerDep, parsed: ParsedJson, session: DB) -> ScenarioOut:
     version = add_scenario(session, caller.organisation_id, parsed, "json")
-    return scenario_out(session, session.get(ScenarioRecord, version.scenario_id))
+    return scenario_out(session, session.get(ScenarioRecord, version.scenario_id),
+                        unused_sessions(parsed, "scenario.json"))
 
 
 @router.post("/scenarios/upload", status_code=201, response_model=ScenarioOut,
              summary="Create a scenario from a scenario file and optional roster / due-review CSVs")
 def upload_scenario(caller: CallerDep, upload: ParsedUpload, session: DB) -> ScenarioOut:
-    parsed, source = upload
+    parsed, source, warnings = upload
     version = add_scenario(session, caller.organisation_id, parsed, source)
-    return scenario_out(session, session.get(ScenarioRecord, version.scenario_id))
+    return scenario_out(session, session.get(ScenarioRecord, version.scenario_id), warnings)
 
 
 @router.get("/scenarios", response_model=ScenarioList, summary="List this organisation's scenarios")
@@ -191,16 +197,16 @@ def get_scenario_version(scenario_id: str, version: Annotated[int, Path(ge=1, le
 def new_version(scenario_id: str, caller: CallerDep, parsed: ParsedJson, session: DB) -> ScenarioOut:
     record = scenario_record(session, caller.organisation_id, scenario_id)
     add_version(session, record, parsed, "json")
-    return scenario_out(session, record)
+    return scenario_out(session, record, unused_sessions(parsed, "scenario.json"))
 
 
 @router.post("/scenarios/{scenario_id}/upload", response_model=ScenarioOut,
              summary="Save uploaded files as a new version")
 def upload_version(scenario_id: str, caller: CallerDep, upload: ParsedUpload, session: DB) -> ScenarioOut:
-    parsed, source = upload
+    parsed, source, warnings = upload
     record = scenario_record(session, caller.organisation_id, scenario_id)
     add_version(session, record, parsed, source)
-    return scenario_out(session, record)
+    return scenario_out(session, record, warnings)
 
 
 @router.post("/validate", response_model=ValidationReport, summary="Validate a scenario without saving or solving",

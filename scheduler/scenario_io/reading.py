@@ -242,7 +242,20 @@ def parse_json(text: str, source: str) -> Parsed:
 
 
 def decode_text(raw: bytes, source: str, *, spreadsheet: bool) -> tuple[str | None, list[Problem]]:
-    """Bytes of an uploaded file as text: UTF-8 (BOM allowed), or Windows-1252 for spreadsheets."""
+    """Bytes of an uploaded file as text: UTF-8 (BOM allowed), or Windows-1252 for spreadsheets.
+
+    An Excel workbook (.xlsx is a zip file; .xls an OLE2 file) is refused by name: read as text it
+    would only give 'unknown column PK...'."""
+    if raw[:4] == b"PK\x03\x04" or raw[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+        return None, [
+            Problem(
+                source,
+                "",
+                "the file is an Excel workbook (or another zip file), not text: save it as CSV "
+                "(UTF-8), or import a recall export as it is with `onevisit import-recall` or "
+                "POST /v1/scenarios/{id}/recall (docs/recall-import.md)",
+            )
+        ]
     try:
         return raw.decode("utf-8-sig"), []
     except UnicodeDecodeError as error:
