@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_DATABASE_URL = "sqlite:///onevisit.db"
 DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024  # 20 MiB: a 10,000-patient practice month is well under 5 MiB
@@ -51,6 +51,19 @@ class Settings:
     shutdown_seconds: float = DEFAULT_SHUTDOWN_SECONDS
     # Solves a capacity study runs at once (ONEVISIT_STUDY_PROCESSES); one study runs at a time.
     study_processes: int = 2
+    # How long audit entries are kept before `onevisit audit prune` may remove them
+    # (ONEVISIT_AUDIT_RETENTION_DAYS). The default, 8 years, is an assumption: set it from the
+    # organisation's records retention schedule (NHS Records Management Code of Practice 2021).
+    audit_retention_days: int = 2922
+    # GOV.UK Notify for patient SMS, letters and invite e-mails (docs/messages.md): the API key
+    # (ONEVISIT_NOTIFY_API_KEY; unset: messages go to an outbox folder), the API's base URL and
+    # the ids of an SMS template and an e-mail template whose bodies are ((body)).
+    notify_api_key: str | None = field(default=None, repr=False)  # a secret: kept out of logs
+    notify_base_url: str = "https://api.notifications.service.gov.uk"
+    notify_sms_template_id: str | None = None
+    notify_email_template_id: str | None = None
+    # Folder for patient messages when no Notify key is set (ONEVISIT_MESSAGES_OUTBOX).
+    messages_outbox: str = "out/messages"
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -67,6 +80,13 @@ class Settings:
             "public_url": env.get("ONEVISIT_PUBLIC_URL", cls.public_url).rstrip("/"),
             "run_jobs": env.get("ONEVISIT_RUN_JOBS", "1").strip().lower() not in ("0", "false", "no"),
             "study_processes": _positive_int("ONEVISIT_STUDY_PROCESSES", env.get("ONEVISIT_STUDY_PROCESSES", "2")),
+            "audit_retention_days": _positive_int("ONEVISIT_AUDIT_RETENTION_DAYS",
+                                                  env.get("ONEVISIT_AUDIT_RETENTION_DAYS", "2922")),
+            "notify_api_key": env.get("ONEVISIT_NOTIFY_API_KEY") or None,
+            "notify_base_url": env.get("ONEVISIT_NOTIFY_BASE_URL") or cls.notify_base_url,
+            "notify_sms_template_id": env.get("ONEVISIT_NOTIFY_SMS_TEMPLATE_ID") or None,
+            "notify_email_template_id": env.get("ONEVISIT_NOTIFY_EMAIL_TEMPLATE_ID") or None,
+            "messages_outbox": env.get("ONEVISIT_MESSAGES_OUTBOX") or cls.messages_outbox,
         }
         values.update(overrides)
         if values["workers"] < 1:
