@@ -17,6 +17,7 @@ import pytest
 from api.calendar import wording
 from api.messages.compose import Message, visit_facts
 from api.messages.letter import ADDRESS_BOX_MM, LARGE_PT, NORMAL_PT, letter_pdf
+from tests.apt_support import ensure_debian_package
 from tests.builders import solve_checked
 from tests.test_calendar_render import rich_scenario
 
@@ -36,10 +37,9 @@ def letters():
 
 
 def _tesseract() -> str:
-    found = shutil.which("tesseract")
-    if found is None:
-        pytest.fail("the tesseract binary is missing: apt-get install -y tesseract-ocr", pytrace=False)
-    return found
+    """Debian's tesseract, installed with apt on first use when missing (tests/apt_support.py)."""
+    return shutil.which("tesseract") or ensure_debian_package(
+        "/usr/bin/tesseract", "tesseract-ocr", "the letter tests read the rendered page back with it")
 
 
 def _ocr(pdf: bytes, tmp_path, name: str) -> list[dict]:
