@@ -8,6 +8,7 @@ import json
 import threading
 import time
 
+import pytest
 import yaml
 from sqlalchemy import func, select, update
 
@@ -106,6 +107,7 @@ def test_plan_end_to_end_with_views_and_checked_result(database_url):
         assert len(rows) == mine["total"] and all(clinician in r["clinician_ids"].split(";") for r in rows)
 
 
+@pytest.mark.hazard("HAZ-009")
 def test_new_version_keeps_old_plans_on_their_version(database_url):
     key = make_keys(database_url)["manager"]
     with running_service(database_url) as client:

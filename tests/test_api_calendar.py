@@ -8,6 +8,7 @@ import re
 import secrets
 
 import icalendar
+import pytest
 
 from api.calendar import wording
 from api.calendar.timezone import LONDON
@@ -23,6 +24,7 @@ from tests.api_support import (
 )
 
 
+@pytest.mark.hazard("HAZ-005", "HAZ-014")
 def test_publish_update_and_cancel_keep_uids_and_raise_sequence(database_url):
     key = make_keys(database_url)["manager"]
     with running_service(database_url) as client:
@@ -188,6 +190,7 @@ def test_feeds_share_uids_with_invites_and_tokens_resist_attacks(database_url):
         assert all(re.fullmatch(r"[A-Za-z0-9_-]{43,}", t) for t in all_tokens), all_tokens
 
 
+@pytest.mark.hazard("HAZ-006", "HAZ-013")
 def test_sensitive_clinics_get_neutral_invites_and_patients_choose_no_calendar(database_url):
     """Issue 17: a sensitive clinic's patients get the same neutral invite as anyone; whether a
     patient gets calendar invites at all is their contact preference, not the review type."""

@@ -9,7 +9,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import anyio
-import icalendar
 import yaml
 from sqlalchemy import func, select, update
 
@@ -198,53 +197,59 @@ def test_a_scenario_is_read_and_checked_before_its_turn_to_write(database_url):
         assert answers == {"broken": 422, "good": 201}
 
 
-def test_a_clinic_becoming_sensitive_cancels_the_invite_and_back_sends_a_new_one(database_url):
+def test_a_clinic_becoming_sensitive_changes_no_invite_and_a_patient_may_stop_calendar_invites(database_url):
+    """Issue 17: sensitivity no longer decides invites (they never name a review), so a clinic
+    becoming sensitive leaves every invite as it is; a patient choosing letters only keeps their
+    bookings and references but is sent no more calendar invites."""
     key = make_keys(database_url)["manager"]
 
-    def flagged(sensitive: bool) -> dict:
-        body = tutorial()
-        for review_type in body["review_types"]:
+    def body(sensitive: bool, letter_only: bool = False) -> dict:
+        data = tutorial()
+        for review_type in data["review_types"]:
             review_type["sensitive"] = sensitive
-        return body
+        if letter_only:
+            data["patients"][0]["contact_preference"] = ["letter"]
+        return data
 
     with running_service(database_url) as client:
-        sid = client.post("/v1/scenarios", json=flagged(False), headers=auth(key)).json()["id"]
-        plans = []
-        for version, sensitive in ((1, False), (2, True), (3, False)):
+        sid = client.post("/v1/scenarios", json=body(False), headers=auth(key)).json()["id"]
+        plans, changes = [], []
+        for version, (sensitive, letter_only) in enumerate(((False, False), (True, False), (True, True)), start=1):
             if version > 1:
-                client.put(f"/v1/scenarios/{sid}", json=flagged(sensitive), headers=auth(key))
+                client.put(f"/v1/scenarios/{sid}", json=body(sensitive, letter_only), headers=auth(key))
             plan_id = solve(client, key, sid)
             plans.append((plan_id, checked_plan(client, key, sid, version, plan_id)))
             assert client.post(f"/v1/plans/{plan_id}/publish", headers=auth(key)).status_code == 200
-        # Every review type is flagged, so every visit is sensitive (a draw-only trip draws for them).
+            changes.append(client.get(f"/v1/plans/{plan_id}/invites", headers=auth(key)).json()["items"])
         visits = [{v.id for v in plan.visits} for _, plan in plans]
         assert visits[0] == visits[1] == visits[2] and visits[0]  # the same plan each time
-        first, second, third = (client.get(f"/v1/plans/{p}/invites", headers=auth(key)).json()["items"]
-                                for p, _ in plans)
+        first, second, third = changes
         invited = {i["reference"]: i for i in first}
+        assert all(i["method"] == "REQUEST" and i["invite_url"] for i in first), first
 
-        # Became sensitive: the invite the patient holds is cancelled; the new event sends nothing.
-        cancelled = [i for i in second if i["action"] == "cancel"]
-        assert len(cancelled) == len(visits[0])
-        assert all(i["method"] == "CANCEL" and i["reference"] in invited for i in cancelled)
-        for item in cancelled:
-            body = client.get(url_path(invited[item["reference"]]["invite_url"])).content
-            (event,) = vevents(body)
-            assert str(icalendar.Calendar.from_ical(body)["METHOD"]) == "CANCEL" and int(event["SEQUENCE"]) == 1
-        quiet = [i for i in second if i["action"] == "new"]
-        assert len(quiet) == len(visits[0]) and all(i["method"] is None and i["invite_url"] is None
-                                                           for i in quiet)
-        assert len(second) == 2 * len(visits[0])
+        # Became sensitive: nothing to send, the same events and links, the same neutral invite.
+        assert {i["action"] for i in second} == {"unchanged"}
+        assert {i["reference"] for i in second} == set(invited)
+        for item in second:
+            assert item["invite_url"] == invited[item["reference"]]["invite_url"]
+            booking = client.get(f"/v1/bookings/{item['reference']}", headers=auth(key)).json()
+            assert booking["sensitive"] is True
+            if item["patient_id"] != tutorial()["patients"][0]["id"]:  # that patient's link ends below
+                (event,) = vevents(client.get(url_path(item["invite_url"])).content)
+                assert int(event["SEQUENCE"]) == 0
 
-        # Sensitive no more: a fresh REQUEST with its own link; the sensitive events go quietly.
-        fresh = [i for i in third if i["action"] == "new"]
-        assert len(fresh) == len(visits[0])
-        assert all(i["method"] == "REQUEST" and i["invite_url"] and i["reference"] not in invited for i in fresh)
-        assert {i["reference"] for i in third if i["action"] == "cancel"} == {i["reference"] for i in quiet}
-        assert all(i["method"] is None for i in third if i["action"] == "cancel")
-        for item in fresh:
-            (event,) = vevents(client.get(url_path(item["invite_url"])).content)
-            assert int(event["SEQUENCE"]) == 0
+        # Letters only: the patient's bookings stay; no invite method or link is handed out.
+        letter_patient = tutorial()["patients"][0]["id"]
+        assert {i["reference"] for i in third} == set(invited)
+        for item in third:
+            booking = client.get(f"/v1/bookings/{item['reference']}", headers=auth(key)).json()
+            if item["patient_id"] == letter_patient:
+                assert item["invite_url"] is None and booking["calendar_invites"] is False
+                old = invited[item["reference"]]["invite_url"]
+                assert client.get(url_path(old)).status_code == 404  # no invite file for them any more
+            else:
+                assert item["invite_url"] == invited[item["reference"]]["invite_url"]
+                assert booking["calendar_invites"] is True
 
 
 def _queued_job(client, key: str) -> dict:

@@ -133,6 +133,7 @@ def rich():
 # --- patient invites -------------------------------------------------------------------------
 
 
+@pytest.mark.hazard("HAZ-002", "HAZ-007", "HAZ-018")
 def test_patient_request_is_one_event_for_the_whole_visit(rich, parse):
     s, plan = rich
     [visit] = visits_of(plan, "P1")
@@ -198,6 +199,7 @@ def test_blood_draw_trip_gets_its_own_invite(rich, parse):
     assert "Fasting" not in trip_event["description"]
 
 
+@pytest.mark.hazard("HAZ-014")
 def test_update_keeps_the_uid_raises_sequence_and_refreshes_dtstamp(rich, parse):
     s, plan = rich
     moved_s = rich_scenario(gp_day="2027-03-31")
@@ -263,6 +265,7 @@ def test_fingerprint_is_what_the_patient_sees_not_identity_or_time_of_sending(ri
     assert invite_fingerprint(s, plan, visit.id) != invite_fingerprint(new_phone, plan, visit.id)
 
 
+@pytest.mark.hazard("HAZ-005")
 def test_cancel_has_the_same_uid_a_higher_sequence_and_no_alarms(rich, parse):
     s, plan = rich
     [visit] = visits_of(plan, "P1")
@@ -411,6 +414,7 @@ CLOCK_CASES = {
 
 
 @pytest.mark.parametrize("case", CLOCK_CASES)
+@pytest.mark.hazard("HAZ-004")
 def test_exact_utc_instants_either_side_of_clock_changes_and_years_ahead(case, parse):
     dates, start, end, expected = CLOCK_CASES[case]
     s = forced_scenario(dates, start, end)
@@ -498,6 +502,7 @@ def test_the_clock_change_hour_is_refused():
         assert london_time(good).utcoffset() == good.utcoffset()
 
 
+@pytest.mark.hazard("HAZ-004")
 def test_a_plan_booked_in_the_clock_change_hour_is_not_rendered():
     s = forced_scenario(["2027-10-29"], "2027-10-25", "2027-11-05")
     plan = solve_checked(s)
@@ -581,6 +586,7 @@ def test_fold_never_splits_a_character_and_unfolds_to_the_same_line():
         assert unfold(folded + b"\r\n") == [line]
 
 
+@pytest.mark.hazard("HAZ-006")
 def test_wording_is_nhs_style_and_never_names_a_specialty():
     assert [wording.clock(dt.time(h, m)) for h, m in ((9, 0), (9, 30), (12, 0), (14, 5), (0, 0))] == [
         "9am", "9:30am", "midday", "2:05pm", "midnight"]
@@ -734,6 +740,7 @@ def private():
     return s, solve_checked(s)
 
 
+@pytest.mark.hazard("HAZ-006")
 def test_nothing_identifying_or_clinical_in_any_output_or_uid(private, parse):
     s, plan = private
     assert not plan.unbooked, plan.unbooked
@@ -763,6 +770,7 @@ def test_nothing_identifying_or_clinical_in_any_output_or_uid(private, parse):
     assert "interpreter for Urdu" in text and "0300 123 4567" in text
 
 
+@pytest.mark.hazard("HAZ-006")
 def test_a_sensitive_review_gets_the_same_neutral_invite_and_stays_unnamed_in_feeds(private, parse):
     s, plan = private
     # The review, and the earlier trip for its blood test: each gets an invite like any other.

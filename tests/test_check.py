@@ -83,6 +83,7 @@ def test_recomputed_metrics_equal_hand_computed_values():
     assert got.room_utilisation == pytest.approx(0.0103174603)
 
 
+@pytest.mark.hazard("HAZ-004")
 def test_dst_offsets_in_the_valid_plan():
     plan = valid_plan()
     # Tuesday 30 March 2027, after the clocks went forward: 09:00 local is 08:00Z (+01:00).
@@ -174,6 +175,7 @@ def test_add_working_days(day, n, expected):
     assert add_working_days(dt.date.fromisoformat(day), n) == dt.date.fromisoformat(expected)
 
 
+@pytest.mark.hazard("HAZ-002")
 def test_fasting_draw_at_the_latest_start_is_fine():
     scenario, plan = base_scenario(), valid_plan()
     move(plan, "P007-draw", hm="10:30")
@@ -458,6 +460,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES)
+@pytest.mark.hazard("HAZ-001", "HAZ-002", "HAZ-003", "HAZ-004", "HAZ-007", "HAZ-008", "HAZ-016", "HAZ-017")
 def test_each_mutation_reports_its_code(case: Case):
     scenario, plan = base_scenario(), valid_plan()
     # Untampered first: the pair passes, so whatever is reported below comes from the mutation.
@@ -532,6 +535,7 @@ def test_format_report_groups_by_code_and_counts():
     assert not report.ok
 
 
+@pytest.mark.hazard("HAZ-015")
 def test_checker_imports_only_allowed_modules():
     tree = ast.parse((ROOT / "scheduler" / "check.py").read_text())
     modules = set()

@@ -395,6 +395,7 @@ def test_booking_moved_by_its_targets_and_pinned_is_never_a_reason():
                                 "to 2027-03-31 11:00 with gp-khan in room rs-consult1")]
 
 
+@pytest.mark.hazard("HAZ-011")
 def test_freeze_window_is_an_extra_reason_for_visits_that_started_before_it():
     old, new = move_p003_to_30_march()
     move(new, "P006-htn", hm="09:30")  # 1 April: after the freeze window

@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import datetime as dt
 
+import pytest
+
 from scheduler.baselines import old_way
 from scheduler.check import check_plan, format_report, recompute_metrics
 from scheduler.domain import Scenario
@@ -114,6 +116,7 @@ def test_one_draw_in_the_first_visit_serves_a_later_one():
     honest_bound(plan)
 
 
+@pytest.mark.hazard("HAZ-003")
 def test_results_needed_first_still_makes_an_earlier_draw_trip():
     sessions = [session("hca", MON), session("nurse", TUE), session("nurse", "2027-03-31")]
     plan = solve_checked(policy_scenario(sessions, [patient("P1", "sugar")]))

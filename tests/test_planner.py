@@ -56,6 +56,7 @@ def test_two_nurse_reviews_become_one_shorter_sitting_with_known_optimum(factor,
     assert plan.comparison.clinician_minutes_saved == old_way - sitting
 
 
+@pytest.mark.hazard("HAZ-003")
 def test_results_needed_first_means_an_earlier_draw_trip_by_the_turnaround():
     sessions = [session(c, d) for c in ("nurse", "hca") for d in ("2027-03-22", "2027-03-23", "2027-03-24", "2027-03-25", "2027-03-30")]
     plan = solve_checked(scenario(sessions, [patient("P1", "diabetes")]))
@@ -78,6 +79,7 @@ def test_point_of_care_marker_keeps_the_draw_inside_the_visit():
     assert plan.metrics.visits == 1 and plan.metrics.single_visit_share == 1.0
 
 
+@pytest.mark.hazard("HAZ-002")
 def test_fasting_draw_is_booked_in_the_morning():
     s = scenario(
         [session("hca", "2027-03-22", "08:30", "18:00"), session("nurse", "2027-03-30", "14:00", "18:00")],
@@ -107,6 +109,7 @@ def test_joint_consultation_needs_an_mdt_room():
     assert joint.end - joint.start == dt.timedelta(minutes=40)
 
 
+@pytest.mark.hazard("HAZ-008")
 def test_named_clinician_is_honoured_when_rostered_and_replaced_when_on_leave():
     nurses = {"id": "nurse2", "role": "practice_nurse", "review_type_ids": ["asthma"]}
     clinicians = [*scenario([], []).model_dump()["clinicians"], nurses]
@@ -122,6 +125,7 @@ def test_named_clinician_is_honoured_when_rostered_and_replaced_when_on_leave():
     assert plan.metrics.continuity_rate == 0.0
 
 
+@pytest.mark.hazard("HAZ-004")
 def test_appointments_either_side_of_the_clock_change_have_the_right_instant():
     sessions = [session("nurse", "2027-03-25"), session("nurse", "2027-03-30")]
     patients = [
@@ -135,6 +139,7 @@ def test_appointments_either_side_of_the_clock_change_have_the_right_instant():
     assert summer.start.astimezone(dt.timezone.utc).hour == 7
 
 
+@pytest.mark.hazard("HAZ-008")
 def test_bank_holiday_sessions_are_ignored_unless_flagged():
     good_friday = "2027-03-26"
     p = patient("P1", "asthma", first=good_friday, last=good_friday)
@@ -153,6 +158,7 @@ def test_fewest_visits_when_one_visit_is_impossible():
     assert plan.metrics.single_visit_share == 0.0
 
 
+@pytest.mark.hazard("HAZ-001", "HAZ-008")
 def test_every_unbooked_review_has_its_reason():
     sessions = [session("nurse", "2027-03-22", "08:30", "09:00")]
     patients = [
@@ -174,12 +180,14 @@ def test_every_unbooked_review_has_its_reason():
     assert all(u.detail for u in plan.unbooked)
 
 
+@pytest.mark.hazard("HAZ-001", "HAZ-003")
 def test_results_that_cannot_be_back_in_the_window_are_explained():
     sessions = [session(c, d) for c in ("nurse", "hca") for d in ("2027-03-22", "2027-03-23")]
     plan = solve_checked(scenario(sessions, [patient("P1", "diabetes", last="2027-03-23")]))
     assert [u.reason for u in plan.unbooked] == ["no_blood_draw_before_review"]
 
 
+@pytest.mark.hazard("HAZ-017")
 def test_opted_out_patient_gets_separate_appointments_each_with_its_own_draw():
     sessions = [session(c, d) for c in ("nurse", "hca") for d in ("2027-03-22", "2027-03-23", "2027-03-30", "2027-03-31")]
     plan = solve_checked(scenario(sessions, [patient("P1", "asthma", "hypertension", opt_out_consolidation=True)]))

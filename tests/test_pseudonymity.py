@@ -53,6 +53,7 @@ def test_other_ids_are_not_nhs_numbers(text):
     assert nhs_number_in(text) is None
 
 
+@pytest.mark.hazard("HAZ-012")
 def test_the_loader_refuses_an_nhs_number_by_position_without_repeating_it():
     body = tutorial()
     body["patients"][1]["id"] = "943-476-5919"
@@ -66,6 +67,7 @@ def test_the_loader_refuses_an_nhs_number_by_position_without_repeating_it():
     assert scenario_from_dict(body, "scenario.json").patients[1].id == "943-476-5919"
 
 
+@pytest.mark.hazard("HAZ-012")
 def test_a_due_reviews_csv_row_is_named_by_row_and_column():
     body = tutorial()
     csv = ("patient_id,review_type_id,window_start,window_end,reachable_sites\n"
@@ -107,6 +109,7 @@ def test_the_api_answers_422_naming_the_field(database_url):
         assert client.post("/v1/scenarios", json=body, headers=auth(key)).status_code == 201
 
 
+@pytest.mark.hazard("HAZ-006", "HAZ-012")
 def test_allowed_inside_the_boundary_the_fhir_bundle_still_never_carries_it():
     body = tutorial(time_limit=5)
     body["privacy"] = {"allow_nhs_number_ids": True}

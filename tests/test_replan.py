@@ -140,6 +140,7 @@ def test_a_room_closure_moves_only_what_was_in_that_room_then():
 
 # --- the freeze window ---------------------------------------------------------------------------
 
+@pytest.mark.hazard("HAZ-011")
 def test_the_freeze_window_is_the_rest_of_the_day_and_the_next_two_working_days():
     assert FREEZE_WORKING_DAYS == 2
     monday = dt.datetime(2027, 3, 22, 9, 0, tzinfo=LONDON)
@@ -148,6 +149,7 @@ def test_the_freeze_window_is_the_rest_of_the_day_and_the_next_two_working_days(
     assert freeze_until(thursday) == dt.datetime(2027, 4, 1, 0, 0, tzinfo=LONDON)  # Tue 30 and Wed 31
 
 
+@pytest.mark.hazard("HAZ-011")
 def test_inside_the_freeze_window_only_what_cannot_stand_moves_and_the_reason_says_so():
     s = busy_week()
     plan = first_plan(s)
@@ -171,6 +173,7 @@ def test_inside_the_freeze_window_only_what_cannot_stand_moves_and_the_reason_sa
         assert now[visit_id] == v
 
 
+@pytest.mark.hazard("HAZ-011")
 def test_capacity_freed_inside_the_freeze_window_is_not_given_to_someone_new():
     sessions = [session("nurse", "2027-03-23", "08:30", "09:30"), session("nurse", "2027-03-30", "08:30", "09:30")]
     patients = [patient(f"P{i}", "hypertension") for i in range(1, 8)]

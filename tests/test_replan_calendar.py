@@ -5,6 +5,7 @@ whose visit changed and a cancellation only to one whose visit went (issue 14)."
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from api.db import make_engine, make_sessionmaker, transaction, upgrade
@@ -40,6 +41,7 @@ def _actions(session, plan_id: str) -> dict[str, set[str]]:
     return found
 
 
+@pytest.mark.hazard("HAZ-005")
 def test_repeated_replans_keep_uids_and_message_only_the_patients_whose_visit_changed(database_url):
     upgrade(database_url)
     engine = make_engine(database_url)

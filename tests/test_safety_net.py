@@ -126,6 +126,7 @@ def _job_scenario(factory, job_id: str) -> Scenario:
 
 
 @pytest.mark.parametrize("tamper", TAMPERINGS)
+@pytest.mark.hazard("HAZ-015")
 def test_the_job_fails_a_plan_that_fails_the_check_and_stores_nothing(database_url, tamper):
     _, good, bad, says = _tampered(tamper)
     key = make_keys(database_url)["manager"]
@@ -154,6 +155,7 @@ def test_the_job_fails_a_plan_that_fails_the_check_and_stores_nothing(database_u
         engine.dispose()
 
 
+@pytest.mark.hazard("HAZ-015")
 def test_the_job_worker_gates_the_plan_before_storing_it(database_url, monkeypatch):
     key = make_keys(database_url)["manager"]
     with running_service(database_url, run_jobs=False) as client:
@@ -186,6 +188,7 @@ def _written(out: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("tamper", TAMPERINGS)
+@pytest.mark.hazard("HAZ-015")
 def test_the_command_line_refuses_a_plan_that_fails_the_check_and_writes_nothing(
         database_url, tamper, tmp_path, capsys):
     scenario, good, bad, says = _tampered(tamper)
@@ -206,6 +209,7 @@ def test_the_command_line_refuses_a_plan_that_fails_the_check_and_writes_nothing
     assert _counts(database_url) == before_rows  # and the database holds only the earlier plan
 
 
+@pytest.mark.hazard("HAZ-015")
 def test_both_plan_commands_gate_the_plan_before_writing_or_keeping_it(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'onevisit.db'}"
     out = tmp_path / "out"

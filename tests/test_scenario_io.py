@@ -345,6 +345,7 @@ def _horizon_to_april(tmp_path: Path) -> Path:
     return write_yaml(tmp_path, data, "practice.yaml")
 
 
+@pytest.mark.hazard("HAZ-010")
 def test_sessions_csv_rows_are_appended(tmp_path: Path) -> None:
     scenario = load_scenario(_horizon_to_april(tmp_path), sessions_csv=write(tmp_path, "rota.csv", SESSIONS_CSV))
     added = scenario.sessions[30:]
@@ -363,6 +364,7 @@ P010,asthma,2027-03-29,2027-04-02,,,riverside:5;riverside2:30,,,,,,
 """
 
 
+@pytest.mark.hazard("HAZ-010")
 def test_due_reviews_csv_adds_reviews_and_creates_patients(tmp_path: Path) -> None:
     data = tutorial()
     data["sites"].append({"id": "riverside2", "name": "Branch", "address": "1 High St"})
@@ -427,6 +429,7 @@ def test_windows_1252_csv_from_excel(tmp_path: Path) -> None:
         ("gp-khan,2027-03-30,12:00,13:00,riverside", "row 2: overlaps another session of 'gp-khan' on 2027-03-30: sessions[16] (08:30-12:30 at riverside)"),
     ],
 )
+@pytest.mark.hazard("HAZ-010")
 def test_malformed_session_rows_name_file_row_and_column(tmp_path: Path, row: str, expected: str) -> None:
     rota = write(tmp_path, "rota.csv", "clinician_id,date,start,end,site_id,on_bank_holiday\n" + row + "\n")
     only(texts(TUTORIAL, sessions_csv=rota), f"rota.csv: {expected}")
@@ -465,6 +468,7 @@ def test_semicolon_separated_csv(tmp_path: Path) -> None:
         ("P020,asthma,2027-03-22,2027-04-02,,,", "row 2, column 'reachable_sites': patient 'P020' has no reachable site"),
     ],
 )
+@pytest.mark.hazard("HAZ-010")
 def test_malformed_due_review_rows_name_file_row_and_column(tmp_path: Path, row: str, expected: str) -> None:
     header = "patient_id,review_type_id,window_start,window_end,reachable_sites,priority,extra_time_factor\n"
     recall = write(tmp_path, "recall.csv", header + row + "\n")

@@ -247,6 +247,7 @@ def test_clock_change_dates() -> None:
     assert clock_change(dt.date(2027, 3, 29)) is None
 
 
+@pytest.mark.hazard("HAZ-004")
 def test_session_in_the_missing_hour_in_march(tmp_path: Path) -> None:
     data = tutorial()
     data["sessions"].append({"clinician_id": "gp-khan", "date": dt.date(2027, 3, 28),
@@ -256,6 +257,7 @@ def test_session_in_the_missing_hour_in_march(tmp_path: Path) -> None:
                 "that hour does not exist")
 
 
+@pytest.mark.hazard("HAZ-004")
 def test_session_in_the_repeated_hour_in_october(tmp_path: Path) -> None:
     data = tutorial()
     data["horizon_end"] = dt.date(2027, 11, 5)
@@ -360,6 +362,7 @@ def test_review_type_no_clinician_may_carry_out(tmp_path: Path) -> None:
                 "out review type 'frailty'", "no clinician lists it in review_type_ids")
 
 
+@pytest.mark.hazard("HAZ-008")
 def test_clinician_listing_a_type_their_role_may_not_do(tmp_path: Path) -> None:
     data = tutorial()
     data["clinicians"][3]["review_type_ids"].append("asthma")  # ph-wright is a pharmacist

@@ -519,6 +519,7 @@ def book_days(plan: Plan) -> tuple[dt.date, dt.date]:
     return before[-1], after[0]
 
 
+@pytest.mark.hazard("HAZ-004")
 def test_book_matches_the_plan_on_both_sides_of_the_clock_change(journey):
     made = journey.plan()
     plan, plan_id = made["plan"], made["plan_id"]
