@@ -29,6 +29,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from api import audit
 from api.db import make_engine, make_sessionmaker, transaction
 from api.models import CapacityStudy, CapacityStudyFile, ScenarioVersion, utcnow
 from api.store import label, scenario_of
@@ -83,7 +84,12 @@ def keep_report(factory: sessionmaker[Session], study_id: str, folder: Path, don
 
 def run_capacity_study(study_id: str, database_url: str, processes: int) -> None:
     """Entry point of a study process: run the study, write and keep its report, or record the
-    failure on the study."""
+    failure on the study. Its writes are audited as the study's (api/audit.py)."""
+    with audit.begin("job", study_id, "job", "capacity study"):
+        _run_capacity_study(study_id, database_url, processes)
+
+
+def _run_capacity_study(study_id: str, database_url: str, processes: int) -> None:
     if hasattr(os, "setpgid"):
         os.setpgid(0, 0)  # a group of our own: the solver pool is stopped with us
     # Here, not at the top: the service process never needs matplotlib or the study runner.

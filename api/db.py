@@ -11,6 +11,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+import api.audit  # noqa: F401  (its Session listeners record every write in the audit trail)
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 WRITES = "onevisit_writes"  # execution option: this transaction will write
 

@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.audit import identify
 from api.config import Settings
 from api.errors import ApiError
 from api.keys import Caller, authenticate
@@ -93,6 +94,7 @@ def caller_on(connection: Connection | Session, credentials: HTTPAuthorizationCr
     found = authenticate(connection, bearer_key(credentials))
     if found is None:
         raise ApiError(401, "unauthorised", "Unknown or revoked API key.", "Authorization")
+    identify(found, "api_key")
     return found
 
 
@@ -103,6 +105,7 @@ ACTION_TEXT = {
     "calendar_tokens": "see patients' invites or hand out calendar links",
     "replan": "re-plan plans",
     "discard": "discard plans",
+    "audit": "read the audit trail",
 }
 
 

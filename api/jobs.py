@@ -28,6 +28,7 @@ from multiprocessing.process import BaseProcess
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from api import audit
 from api.db import make_engine, make_sessionmaker, transaction
 from api.models import Job, PlanRecord, ScenarioVersion, utcnow
 from api.store import add_plan, booking_references, plan_of, scenario_of
@@ -140,7 +141,13 @@ def prepare_again(inputs: ReplanInputs, scenario: Scenario) -> replanning.Prepar
 
 def run_job(job_id: str, database_url: str) -> None:
     """Entry point of a worker process: solve (or, for a job with a base plan, re-plan it), then
-    gate and store the plan (`keep_checked_plan`), or record the failure on the job."""
+    gate and store the plan (`keep_checked_plan`), or record the failure on the job. Its writes
+    are audited as the job's (api/audit.py); the request that queued it is audited too."""
+    with audit.begin("job", job_id, "job", "solve job"):
+        _run_job(job_id, database_url)
+
+
+def _run_job(job_id: str, database_url: str) -> None:
     engine = make_engine(database_url)
     factory = make_sessionmaker(engine)
     try:

@@ -19,14 +19,18 @@ from api.models import ApiKey, Organisation, utcnow
 ROLES = ("manager", "planner")
 # What each role may do: planners (ICB capacity studies) model and solve scenarios; only
 # managers publish plans to patients and hand out calendar links.
-MANAGER_ONLY = frozenset({"publish", "calendar_tokens", "replan", "discard"})
+MANAGER_ONLY = frozenset({"publish", "calendar_tokens", "replan", "discard", "audit"})
 
 
 @dataclass(frozen=True)
 class Caller:
+    """Who is calling: the key's organisation, role and id, and its public prefix (the part of
+    `ov_<prefix>_<secret>` that names a key in the audit trail; empty for a sign-in link)."""
+
     organisation_id: str
     role: str
     key_id: str
+    key_prefix: str = ""
 
     def may(self, action: str) -> bool:
         return self.role == "manager" or action not in MANAGER_ONLY
@@ -60,7 +64,8 @@ def create_key(session: Session, organisation_name: str, role: str, label: str =
 
 # Only the columns the check needs, built once: every request with a key runs it, and reading
 # plain columns (not an ORM object) keeps it to one cheap indexed lookup (a unique prefix).
-_KEY_BY_PREFIX = select(ApiKey.id, ApiKey.organisation_id, ApiKey.role, ApiKey.key_hash, ApiKey.revoked_at).where(
+_KEY_BY_PREFIX = select(ApiKey.id, ApiKey.organisation_id, ApiKey.role, ApiKey.key_hash, ApiKey.revoked_at,
+                         ApiKey.prefix).where(
     ApiKey.prefix == bindparam("prefix"))
 
 
@@ -76,7 +81,7 @@ def authenticate(session: Session | Connection, key: str) -> Caller | None:
     row = session.execute(_KEY_BY_PREFIX, {"prefix": parts[1]}).first()
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, _digest(key)):
         return None
-    return Caller(row.organisation_id, row.role, row.id)
+    return Caller(row.organisation_id, row.role, row.id, row.prefix)
 
 
 def revoke_key(session: Session, prefix: str) -> bool:

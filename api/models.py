@@ -277,6 +277,27 @@ class MessageDelivery(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class AuditEntry(Base):
+    """One write to the database: who (actor kind, key prefix or OS user, role), what (the route
+    or command, its path parameters and the rows changed), when (UTC) and from which request.
+    Append-only (api/audit.py): nothing in the service updates one, the database refuses an
+    UPDATE, and only `onevisit audit prune` deletes entries older than the retention."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organisation_id: Mapped[str | None] = mapped_column(String(32), index=True, nullable=True)
+    at: Mapped[dt.datetime] = mapped_column(index=True)
+    actor_kind: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(300))
+    target: Mapped[dict] = mapped_column(JSON)
+    request_id: Mapped[str] = mapped_column(String(64))
+    changes: Mapped[list] = mapped_column(JSON)
+    change_count: Mapped[int] = mapped_column(Integer)
+
+
 class CalendarToken(Base):
     """A long random link secret for one subject: a patient's visit, a clinician or a room.
 

@@ -121,7 +121,7 @@ def seed_organisation(client, key: str) -> dict:
         "scenario_id": scenario_id, "version": 1, "published_plan": published, "draft_plan": draft,
         "jobs": [plans[published]["job_id"], plans[draft]["job_id"]], "reference": sent[0]["reference"],
         "references": [i["reference"] for i in invites], "token_id": token["id"], "token_url": token["url"],
-        "clinician": clinician, "calendar_secrets": secrets,
+        "clinician": clinician, "calendar_secrets": secrets, "patient": sent[0]["patient_id"],
     }
 
 

@@ -252,3 +252,15 @@ def test_a_new_user_signs_in_with_the_link_onevisit_serve_prints(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+    # The audit trail: the command made the link, the browser's first request used it.
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT actor_kind, action, target, changes FROM audit_log ORDER BY id")).all()
+    engine.dispose()
+    made = [r for r in rows if r.action == "onevisit serve"]
+    assert made and made[0].actor_kind == "cli" and "insert sign_in_links" in made[0].changes
+    used = [r for r in rows if r.action == "GET /sign-in/link/{token}"]
+    assert used and used[0].actor_kind == "sign_in_link" and "(secret)" in used[0].target
+    assert link.rsplit("/", 1)[1] not in str(rows)  # the link's secret is never written down

@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from api.audit import identify
 from api.deps import services
-from api.keys import authenticate
+from api.keys import Caller, authenticate
 from api.models import ApiKey
 from api.web.routing import SignedIn, WebRoute, render
 from api.web.sessions import (
@@ -79,6 +80,7 @@ def sign_in(request: Request, api_key: Annotated[str, Form(max_length=200)] = ""
         caller = authenticate(session, api_key.strip())
     if caller is None:
         return _sign_in_page(request, next, "That API key is unknown or revoked.", 401)
+    identify(caller, "web")
     with found.writer_factory() as session, session.begin():
         key = session.get(ApiKey, caller.key_id)
         token = open_session(session, caller.organisation_id, caller.role, key.id)
@@ -92,6 +94,8 @@ def sign_in_link(request: Request, token: str) -> Response:
     found = services(request)
     with found.writer_factory() as session, session.begin():
         organisation_id = redeem_sign_in_link(session, token)
+        if organisation_id:
+            identify(Caller(organisation_id, "manager", ""), "sign_in_link")
         web_token = open_session(session, organisation_id, "manager", None) if organisation_id else None
     if web_token is None:
         return _sign_in_page(request, "/scenarios", "That sign-in link was already used or has expired. Start "

@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from api.audit import identify
 from api.deps import services
 from api.errors import ApiError
 from api.web.book import local
@@ -86,6 +87,7 @@ def caller_in(request: Request, session: Session | Connection) -> WebCaller:
         except OperationalError:
             pass
     request.state.web = web
+    identify(web.caller, "web")
     return web
 
 

@@ -77,7 +77,7 @@ def expired(row, now: dt.datetime) -> bool:
 _SESSION_BY_HASH = (
     select(WebSession.id, WebSession.organisation_id, WebSession.api_key_id, WebSession.role,
            WebSession.csrf_token, WebSession.created_at, WebSession.last_seen_at, WebSession.ended_at,
-           Organisation.name, ApiKey.revoked_at)
+           Organisation.name, ApiKey.revoked_at, ApiKey.prefix)
     .join(Organisation, Organisation.id == WebSession.organisation_id)
     .outerjoin(ApiKey, ApiKey.id == WebSession.api_key_id)
     .where(WebSession.token_hash == bindparam("token_hash")))
@@ -96,7 +96,7 @@ def find_session(session: Session | Connection, token: str | None) -> tuple[WebC
     organisation_name, revoked_at = row.name, row.revoked_at
     if expired(row, now) or revoked_at is not None:
         return None
-    caller = Caller(row.organisation_id, row.role, row.api_key_id or "")
+    caller = Caller(row.organisation_id, row.role, row.api_key_id or "", row.prefix or "")
     stale = now - row.last_seen_at > dt.timedelta(seconds=TOUCH_SECONDS)
     return WebCaller(caller, row.id, row.csrf_token, organisation_name), stale
 
