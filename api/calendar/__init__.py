@@ -19,6 +19,7 @@ from api.calendar.render import (
     review_visit_for,
     room_feed,
     takes_calendar_invites,
+    visit_steps,
 )
 from api.calendar.sanitise import clean_text
 from api.calendar.timezone import london_vtimezone
@@ -41,4 +42,5 @@ __all__ = [
     "review_visit_for",
     "room_feed",
     "takes_calendar_invites",
+    "visit_steps",
 ]

@@ -254,29 +254,39 @@ def _what_changed(v: _Visit, previous: PreviousVisit) -> str:
     return "The appointments in your visit have changed; the date and start time are the same."
 
 
-def _steps(scenario: Scenario, v: _Visit) -> list[str]:
+def visit_steps(scenario: Scenario, plan: Plan, visit_id: str) -> list[str]:
+    """What happens at a visit, a line per appointment in time order, clinicians by role only
+    (never by name, whatever the invite settings): "9:10am: blood test with a practice nurse",
+    "9:20am: appointment with the same practice nurse (about 30 minutes)". For SMS and letters.
+    KeyError for a visit not in the plan."""
+    return _steps(scenario, _visit(scenario, plan, visit_id), names=False)
+
+
+def _steps(scenario: Scenario, v: _Visit, names: bool | None = None) -> list[str]:
     """A line per appointment. A clinician already met earlier in the visit is 'the same GP', so
-    one person seen twice does not read as two people."""
+    one person seen twice does not read as two people. Names only when `names` (default: the
+    scenario's invites.show_clinician_names)."""
+    names = scenario.invites.show_clinician_names if names is None else names
     clinician = _index(scenario.clinicians, "clinician")
     seen: set[str] = set()
     lines = []
     for a in v.appointments:
         at = wording.clock(london_time(a.start))
         length = wording.duration(a.end - a.start)
-        if scenario.invites.show_clinician_names:
-            roles, names = _roles_and_names(scenario, a)
-            who = wording.people(roles, names)
+        if names:
+            roles, shown = _roles_and_names(scenario, a)
+            who = wording.people(roles, shown)
         else:
             fresh = [clinician(c).role for c in a.clinician_ids if c not in seen]
             again = [f"the same {wording.ROLE_NOUNS[clinician(c).role][0]}" for c in a.clinician_ids if c in seen]
             who = wording.join_and(([wording.people(fresh)] if fresh else []) + again)
         seen.update(a.clinician_ids)
         if a.kind == "blood_draw":
-            lines.append(f"- {at}: blood test with {who}")
+            lines.append(f"{at}: blood test with {who}")
         elif a.kind == "joint_review":
-            lines.append(f"- {at}: one appointment with {who} together (about {length})")
+            lines.append(f"{at}: one appointment with {who} together (about {length})")
         else:
-            lines.append(f"- {at}: appointment with {who} (about {length})")
+            lines.append(f"{at}: appointment with {who} (about {length})")
     return lines
 
 
@@ -293,7 +303,7 @@ def _description(scenario: Scenario, v: _Visit, reference: str, review: _Visit |
         f"Where: {_location(v.site)}",
         "",
         "What happens",
-        *_steps(scenario, v),
+        *(f"- {step}" for step in _steps(scenario, v)),
     ]
     if not _only_draws(v) and any(a.kind == "blood_draw" for a in v.appointments):
         lines.append("Your blood test comes first, so one needle covers everything.")

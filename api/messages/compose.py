@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from api.calendar import clean_text, review_visit_for, wording
+from api.calendar import clean_text, review_visit_for, visit_steps, wording
 from api.calendar.timezone import LONDON, UTC, london_time
 from scheduler.domain import Scenario
 from scheduler.plan import Plan
@@ -97,20 +97,9 @@ def visit_facts(scenario: Scenario, plan: Plan, visit_id: str) -> VisitFacts:
         raise KeyError(f"no visit {visit_id!r} in this plan")
     site = next(s for s in scenario.sites if s.id == visit.site_id)
     patient = next(p for p in scenario.patients if p.id == visit.patient_id)
-    clinicians = {c.id: c for c in scenario.clinicians}
     markers = {m.id: m for m in scenario.blood_markers}
     appointments = sorted((a for a in plan.appointments if a.visit_id == visit_id), key=lambda a: (a.start, a.id))
-    steps = []
-    for a in appointments:
-        at = wording.clock(london_time(a.start))
-        who = wording.people([clinicians[c].role for c in a.clinician_ids])
-        length = wording.duration(a.end - a.start)
-        if a.kind == "blood_draw":
-            steps.append(f"{at}: blood test with {who}")
-        elif a.kind == "joint_review":
-            steps.append(f"{at}: one appointment with {who} together (about {length})")
-        else:
-            steps.append(f"{at}: appointment with {who} (about {length})")
+    steps = visit_steps(scenario, plan, visit_id)
     fasting = next((a for a in appointments if a.kind == "blood_draw"
                     and any(markers[m].fasting for m in a.blood_marker_ids)), None)
     test_at = london_time(fasting.start) if fasting else None

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from scheduler.domain import Id, text_field
 from scheduler.problems import Problem, ScenarioError, did_you_mean
-from scheduler.scenario_io.messages import is_model, pydantic_message, unwrap
+from scheduler.scenario_io.messages import model_at, pydantic_message
 from scheduler.scenario_io.reading import parse_yaml
 
 ColumnName = Annotated[text_field(200), Field(min_length=1)]  # type: ignore[valid-type]
@@ -195,25 +195,10 @@ def profile_from_text(text: str, source: str) -> Profile:
         raise ScenarioError(problems) from None
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    model: type[BaseModel] = Profile
-    for key in loc[:-1]:
-        if isinstance(key, int):
-            continue
-        info = model.model_fields.get(key)
-        if info is None:
-            return None
-        inner, _ = unwrap(info.annotation)
-        if not is_model(inner):
-            return None
-        model = inner
-    return model
-
-
 def _message(item: Any) -> str:
     loc = tuple(item["loc"])
     if item["type"] == "extra_forbidden":
-        model = _model_at(loc)
+        model = model_at(loc, Profile)
         allowed = tuple(model.model_fields) if model else ()
         return f"unknown key '{loc[-1]}'" + did_you_mean(str(loc[-1]), allowed, "keys")
     if item["type"] == "value_error":

@@ -43,9 +43,10 @@ def is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
-def _model_at(loc: PathT) -> type[BaseModel] | None:
-    """The model class that holds the last element of `loc`."""
-    model: type[BaseModel] = Scenario
+def model_at(loc: PathT, root: type[BaseModel] = Scenario) -> type[BaseModel] | None:
+    """The model class, under `root`, that holds the last element of `loc` (a pydantic error's
+    location); None when the path leaves the models."""
+    model: type[BaseModel] = root
     for key in loc[:-1]:
         if isinstance(key, int):
             continue
@@ -182,7 +183,7 @@ def pydantic_message(error: Mapping[str, Any]) -> str:
     if kind == "missing":
         return "required field is missing"
     if kind == "extra_forbidden":
-        model = _model_at(loc)
+        model = model_at(loc)
         allowed = tuple(model.model_fields) if model else ()
         return f"unknown field '{loc[-1]}'" + did_you_mean(str(loc[-1]), allowed, "fields")
     if kind.startswith("time"):
