@@ -13,12 +13,16 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from api import docs_pages, errors, web
+from api.audit import AuditMiddleware
 from api.capacity_jobs import StudyDispatcher, recover_interrupted_studies
 from api.config import Settings
 from api.db import database_ready, make_engine, make_sessionmaker, upgrade, writer
 from api.deps import Services
 from api.jobs import Dispatcher, recover_interrupted
-from api.routes import bookings, calendar, capacity, fhir, jobs, plans, scenarios
+from api.routes import audit as audit_routes
+from api.routes import bookings, calendar, capacity, fhir, jobs, messages, plans, scenarios
+from api.routes.explain import router as explain_router
+from api.routes.recall import router as recall_router
 
 DESCRIPTION = """OneVisit plans consolidated multidisciplinary visits for people with several long-term
 conditions. Management routes need `Authorization: Bearer <API key>`; calendar routes use the
@@ -64,8 +68,12 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     app = FastAPI(title="OneVisit", version="1", description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     errors.install(app, settings.max_body_bytes)
-    for module in (scenarios, jobs, plans, calendar, bookings, capacity, fhir):
+    app.add_middleware(AuditMiddleware)  # every write records who, what and the request (api/audit.py)
+    for module in (scenarios, jobs, plans, calendar, bookings, capacity, fhir, messages):
         app.include_router(module.router)
+    app.include_router(audit_routes.router)  # GET /v1/audit (api/audit.py)
+    app.include_router(recall_router)  # POST /v1/scenarios/{id}/recall (docs/recall-import.md)
+    app.include_router(explain_router)  # GET /v1/plans/{id}/patients/{patient}/explanation (docs/explain.md)
     docs_pages.install(app)
     web.install(app)  # the rota's pages under /, after the API so /v1 and /docs win
 

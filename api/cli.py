@@ -17,7 +17,12 @@ import typer
 from rich.console import Console
 from sqlalchemy import select
 
+from api.audit import begin_command, reset_context
+from api.audit import current as current_audit
+from api.cli_audit import audit_app
+from api.cli_explain import explain
 from api.cli_fhir import fhir
+from api.cli_messages import messages
 from api.config import Settings
 from api.db import make_engine, make_sessionmaker, transaction, upgrade
 from api.keys import ROLES, create_key, organisation, revoke_key
@@ -27,15 +32,38 @@ from api.web.sessions import LINK_MINUTES
 from scheduler import cli as engine_cli
 from scheduler.domain import Scenario
 from scheduler.plan import Plan
+from scheduler.recall.cli import import_recall
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="OneVisit: one clinic, one appointment.")
 db_app = typer.Typer(no_args_is_help=True, help="The database: SQLite file by default, PostgreSQL via DATABASE_URL.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for the management API.")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+
+
+@app.callback()
+def _audited(ctx: typer.Context) -> None:
+    """Every command's database writes are recorded as the operating-system user's (api/audit.py)."""
+    token = begin_command(f"onevisit {ctx.invoked_subcommand or ''}".strip())
+    ctx.call_on_close(lambda: reset_context(token))
+
+
+def _group_command(ctx: typer.Context) -> None:
+    """In a command group (keys, db, audit): the entry names the command too, 'onevisit keys create'."""
+    context = current_audit()
+    if context is not None and ctx.invoked_subcommand:
+        context.action = f"{context.action} {ctx.invoked_subcommand}"
+
+
+for _group in (db_app, keys_app, audit_app):
+    _group.callback()(_group_command)
 for command in (engine_cli.schema, engine_cli.generate, engine_cli.capacity):
     app.command()(command)
 app.command()(fhir)
+app.command()(explain)
+app.command()(messages)
+app.command()(import_recall)
 console = Console()
 LOCAL_ORGANISATION = "local"
 
@@ -363,7 +391,7 @@ def ics(
             for pub, event in rows:
                 if pub.action != "cancel":
                     current[event.visit_id] = identity(event)
-                if not event.sensitive:
+                if event.calendar_invites:
                     files[out / "invites" / f"{event.reference}.ics"] = invite_file(
                         session, event, settings.organiser, download_address(event.reference, settings.organiser))
             for clinician in scenario.clinicians:

@@ -148,7 +148,7 @@ def _foreign_call(case, name: str) -> None:
              "plan_id": estate["published_plan"], "job_id": estate["jobs"][0],
              "reference": estate["reference"], "token_id": estate["token_id"],
              "other_plan_id": estate["draft_plan"], "study_id": estate["queued_study"],
-             "file_name": "report.html"}
+             "file_name": "report.html", "patient_id": estate["patient"]}
     path = case.path_parameters or {}
     unknown = sorted(set(path) - set(owned))
     assert not unknown, f"{case.method} {case.path}: no owned value for path parameter(s) {unknown}"

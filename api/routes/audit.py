@@ -47,7 +47,7 @@ def audit_trail(
     action: Annotated[str | None, Query(max_length=300, description="Part of the route or command.")] = None,
     request_id: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> AuditPage:
     require(caller, "audit")
     entries = list_entries(session, AuditFilter(
