@@ -563,6 +563,22 @@ def test_book_matches_the_plan_on_both_sides_of_the_clock_change(journey):
     elsewhere.close()
 
 
+def test_a_block_of_the_book_opens_its_patient_and_why_this_visit(journey):
+    """Issue 18: from the patient's block in the book, their page, then "Why this visit?" with
+    what limited the choice and the next best, as the API's explanation gives them."""
+    made = journey.plan()
+    plan, plan_id = made["plan"], made["plan_id"]
+    visit = min(plan.visits, key=lambda v: (v.start, v.id))
+    with journey.tab() as page:
+        open_book(page, plan_id, date=local_date(visit.start).isoformat())
+        page.locator(f".ov-appointment[data-visit-id='{visit.id}']").first.click()
+        expect(page).to_have_url(re.compile(rf"/plans/{plan_id}/patients/{re.escape(visit.patient_id)}$"))
+        page.get_by_test_id("why-link").click()
+        expect(page.get_by_test_id("why-summary")).to_be_visible()
+        assert page.get_by_role("heading", name="What limited the choice").count() == 1
+        assert page.get_by_role("heading", name="The next best").count() == 1
+
+
 def test_book_week_by_room(journey):
     made = journey.plan()
     plan, plan_id = made["plan"], made["plan_id"]
@@ -896,6 +912,7 @@ def test_every_page_is_accessible(journey, tmp_path):
         for name, path in (("scenarios", "/scenarios"), ("scenario", f"/scenarios/{made['scenario_id']}"),
                            ("plan", f"/plans/{plan_id}"), ("invites", f"/plans/{plan_id}/invites"),
                            ("patient", f"/plans/{plan_id}/patients/{visit.patient_id}"),
+                           ("why", f"/plans/{plan_id}/patients/{visit.patient_id}/why"),
                            ("day-list", f"/plans/{plan_id}/day-list?clinician={clinician}&date={after}"),
                            ("reception", f"/reception?reference={published['references'][visit.id]}"),
                            ("reception-not-found", "/reception?reference=OV-ZZZZZZ"),

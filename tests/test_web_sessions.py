@@ -6,6 +6,7 @@ security headers, and the API's role rules applied unchanged."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 
 import pytest
@@ -16,7 +17,7 @@ from api.db import make_engine, make_sessionmaker, transaction
 from api.keys import revoke_key
 from api.models import SignInLink, WebSession
 from api.web.sessions import IDLE_MINUTES, MAX_HOURS, SESSION_COOKIE
-from tests.api_support import auth, make_keys, running_service, tutorial
+from tests.api_support import auth, checked_plan, make_keys, running_service, solve, tutorial
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -264,3 +265,25 @@ def test_a_new_user_signs_in_with_the_link_onevisit_serve_prints(tmp_path):
     used = [r for r in rows if r.action == "GET /sign-in/link/{token}"]
     assert used and used[0].actor_kind == "sign_in_link" and "(secret)" in used[0].target
     assert link.rsplit("/", 1)[1] not in str(rows)  # the link's secret is never written down
+
+
+def test_why_this_visit_is_a_page_of_the_patient(database_url, keys):
+    """Issue 18: the patient's page links to why their visit is where it is (the API's
+    explanation, probed in the planner), for the signed-in organisation only."""
+    with running_service(database_url) as client:
+        scenario = client.post("/v1/scenarios", json=tutorial(), headers=auth(keys["manager"])).json()
+        plan_id = solve(client, keys["manager"], scenario["id"])
+        plan = checked_plan(client, keys["manager"], scenario["id"], 1, plan_id)
+        patient = plan.visits[0].patient_id
+        sign_in(client, keys["manager"])
+        page = client.get(f"/plans/{plan_id}/patients/{patient}")
+        assert f'href="/plans/{plan_id}/patients/{patient}/why"' in page.text
+        why = client.get(f"/plans/{plan_id}/patients/{patient}/why")
+        assert why.status_code == 200, why.text[:500]
+        explanation = client.get(f"/v1/plans/{plan_id}/patients/{patient}/explanation",
+                                 headers=auth(keys["manager"])).json()
+        assert html.escape(explanation["summary"], quote=False) in why.text
+        assert "What limited the choice" in why.text and "The next best" in why.text
+        client.cookies.clear()
+        sign_in(client, keys["other"])  # another organisation's manager
+        assert client.get(f"/plans/{plan_id}/patients/{patient}/why").status_code == 404

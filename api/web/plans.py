@@ -14,6 +14,7 @@ import json
 import re
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import bindparam, select
@@ -25,6 +26,7 @@ from api.reads import BoundedLru
 from api.routes import bookings as booking_routes
 from api.routes import calendar as calendar_routes
 from api.routes import plans as plan_routes
+from api.routes.explain import patient_explanation
 from api.store import plan_of, plan_record, plan_status, scenario_of
 from api.web.book import ROWS, book_data, clinician_day, local, plan_index, step_text, visit_colour
 from api.web.routing import Posted, SignedIn, WebRoute, caller_in, render
@@ -192,6 +194,16 @@ def patient_page(request: Request, plan_id: str, patient_id: str, web: SignedIn,
     names = {t.id: t.name for t in scenario.review_types}
     return render(request, "patient.html", record=record, patient_id=patient_id, visits=rows, unbooked=unbooked,
                   rooms=rooms, sites=sites, clinicians=clinicians, review_names=names)
+
+
+@router.get("/plans/{plan_id}/patients/{patient_id}/why")
+def why_page(request: Request, plan_id: str, patient_id: str, web: SignedIn, session: DB) -> Response:
+    """Why this visit (docs/explain.md): the API's explanation of one patient, as a page a
+    manager can read to the patient on the phone."""
+    explanation = anyio.from_thread.run(patient_explanation, plan_id, patient_id, session, web.caller)
+    record, _, scenario = loaded(session, web.caller.organisation_id, plan_id)
+    sites = {s.id: s.name for s in scenario.sites}
+    return render(request, "why.html", record=record, patient_id=patient_id, why=explanation, sites=sites)
 
 
 @router.get("/plans/{plan_id}/day-list")

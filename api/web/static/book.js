@@ -54,6 +54,11 @@
           return {domNodes: [top, step]};
         },
         slotLabelFormat: week ? {hour: "2-digit", hour12: false} : {hour: "2-digit", minute: "2-digit", hour12: false},
+        // A block opens its patient's page: the visit's steps and "Why this visit?" (issue 18).
+        eventClick: function (info) {
+          window.location.assign("/plans/" + encodeURIComponent(el.dataset.planId) + "/patients/" +
+            encodeURIComponent(info.event.extendedProps.patient_id));
+        },
         eventDidMount: function (info) {
           var p = info.event.extendedProps;
           var node = info.el;
