@@ -49,8 +49,11 @@ def quintiles(sc: Scenario) -> list[int | None]:
 
 def without_quintiles_digest(sc: Scenario) -> str:
     """sha256 of the scenario with every quintile removed (canonical JSON, defaults left out)."""
+    # Contact preferences and large print came later, from a stream of their own too.
     bare = sc.model_copy(update={"patients": [
-        p.model_copy(update={"deprivation_quintile": None}) for p in sc.patients]})
+        p.model_copy(update={"deprivation_quintile": None, "contact_preference": ["calendar"],
+                             "needs": p.needs.model_copy(update={"large_print": False})})
+        for p in sc.patients]})
     data = bare.model_dump(mode="json", exclude_defaults=True)
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
                           ).hexdigest()

@@ -75,6 +75,7 @@ def broken_everywhere() -> Scenario:
     patient(data, "P003")["due_reviews"][1]["window_end"] = dt.date(2027, 3, 1)
     patient(data, "P003")["unavailable"][0].update(start="12:00", end="09:00")
     patient(data, "P004")["reachable_sites"] = []
+    data["patients"].append({**copy.deepcopy(patient(data, "P002")), "id": "9434765919"})  # an NHS number
     data["clinicians"][0]["review_type_ids"].remove("frailty")
     data["clinicians"][3]["review_type_ids"].append("asthma")
     for clinician in data["clinicians"]:
