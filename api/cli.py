@@ -23,6 +23,7 @@ from api.cli_audit import audit_app
 from api.cli_explain import explain
 from api.cli_fhir import fhir
 from api.cli_messages import messages
+from api.cli_options import DatabaseOpt
 from api.config import Settings
 from api.db import make_engine, make_sessionmaker, transaction, upgrade
 from api.keys import ROLES, create_key, organisation, revoke_key
@@ -67,8 +68,6 @@ app.command()(import_recall)
 console = Console()
 LOCAL_ORGANISATION = "local"
 
-DatabaseOpt = Annotated[str | None, typer.Option(
-    "--database-url", help="Database (default: $DATABASE_URL, else sqlite:///onevisit.db).")]
 OrganisationOpt = Annotated[str, typer.Option("--org", help="Organisation the key belongs to.")]
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from api.audit import AuditFilter, list_entries, prune
+from api.cli_options import DatabaseOpt
 from api.config import Settings
 from api.db import make_engine, make_sessionmaker, transaction, upgrade
 from api.models import Organisation
@@ -20,8 +21,6 @@ audit_app = typer.Typer(no_args_is_help=True, help="The audit trail: who changed
 console = Console()
 EXIT_BAD_INPUT = 2
 
-DatabaseOpt = Annotated[str | None, typer.Option(
-    "--database-url", help="Database (default: $DATABASE_URL, else sqlite:///onevisit.db).")]
 
 
 def _when(text: str | None, option: str) -> dt.datetime | None:

@@ -14,6 +14,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from api.cli_options import DatabaseOpt
+
 console = Console()
 
 PlanSpec = Annotated[str, typer.Argument(
@@ -25,12 +27,10 @@ ScenarioOpt = Annotated[Path | None, typer.Option(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the explanation as JSON (docs/explain.md).")]
 BudgetOpt = Annotated[float, typer.Option(
     "--budget", min=0.5, max=60, help="Seconds to spend at most on alternatives and changes.")]
-DatabaseUrl = Annotated[str | None, typer.Option(
-    "--database-url", help="Database (default: $DATABASE_URL, else sqlite:///onevisit.db).")]
 
 
 def explain(plan: PlanSpec, patient: PatientArg, scenario: ScenarioOpt = None, json: JsonOpt = False,
-            budget: BudgetOpt = 4.0, database_url: DatabaseUrl = None) -> None:
+            budget: BudgetOpt = 4.0, database_url: DatabaseOpt = None) -> None:
     """Explain a patient's visit: the rules that limited the day, site, clinician and room, the
     next-best alternatives and what they would cost, and for a split or unbooked patient the
     smallest change that gives one visit."""

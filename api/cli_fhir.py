@@ -12,17 +12,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from api.cli_options import DatabaseOpt
+
 console = Console()
 
 PlanSpec = Annotated[str, typer.Argument(
     metavar="PLAN", help="A plan file (or its folder) or a stored plan id.")]
 OutFile = Annotated[Path, typer.Option(
     "--out", help="The file to write: the Bundle as JSON (application/fhir+json).")]
-DatabaseUrl = Annotated[str | None, typer.Option(
-    "--database-url", help="Database (default: $DATABASE_URL, else sqlite:///onevisit.db).")]
 
 
-def fhir(plan: PlanSpec, out: OutFile, database_url: DatabaseUrl = None) -> None:
+def fhir(plan: PlanSpec, out: OutFile, database_url: DatabaseOpt = None) -> None:
     """Write a plan as a FHIR R4 Bundle of Schedule, Slot and Appointment resources (UK Core
     Appointment), with booking references once the plan has been published."""
     from api.cli import _fail, _url, resolve_plan

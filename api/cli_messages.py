@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.cli_options import DatabaseOpt
+
 console = Console()
 
 PlanId = Annotated[str, typer.Argument(
@@ -24,12 +26,10 @@ ContactsFile = Annotated[Path, typer.Option(
     "--contacts", help="Contacts CSV keyed by patient id (docs/messages.md); read, used, never stored.")]
 OutboxDir = Annotated[Path | None, typer.Option(
     "--outbox", help="Folder for messages not sent through GOV.UK Notify (default: out/messages).")]
-DatabaseUrl = Annotated[str | None, typer.Option(
-    "--database-url", help="Database (default: $DATABASE_URL, else sqlite:///onevisit.db).")]
 
 
 def messages(plan_id: PlanId, contacts: ContactsFile, outbox: OutboxDir = None,
-             database_url: DatabaseUrl = None) -> None:
+             database_url: DatabaseOpt = None) -> None:
     """Send each patient the messages the plan's latest publication calls for (new, changed and
     cancelled visits) on the channels they prefer: calendar invite, SMS, letter. Prints the
     counts by channel and status; sending again sends nothing twice."""
