@@ -341,8 +341,12 @@ def check(
 
 
 @app.command()
-def publish(plan_id: PlanIdArg = None, database_url: DatabaseOpt = None) -> None:
-    """Publish a plan: patients' invites, updates and cancellations follow from it."""
+def publish(plan_id: PlanIdArg = None, database_url: DatabaseOpt = None,
+            confirm_scenario_version: Annotated[int | None, typer.Option(
+                min=1, help="Publish a plan made from an older scenario version than the latest: "
+                "give its version to confirm.")] = None) -> None:
+    """Publish a plan: patients' invites, updates and cancellations follow from it. A plan made
+    from an older version of the scenario than the latest needs --confirm-scenario-version."""
     from api.errors import ApiError
     from api.publish import publish as publish_plan
 
@@ -351,7 +355,7 @@ def publish(plan_id: PlanIdArg = None, database_url: DatabaseOpt = None) -> None
         with transaction(make_sessionmaker(engine)) as session:
             record = _plan_record(session, plan_id)
             try:
-                result = publish_plan(session, record)
+                result = publish_plan(session, record, confirm_scenario_version)
             except ApiError as exc:
                 console.print(f"[red]{exc.message}[/]")
                 raise typer.Exit(engine_cli.EXIT_BAD_INPUT) from None

@@ -119,12 +119,26 @@ def _patient_link(session: Session, event: CalendarEvent) -> None:
                                   kind="patient", subject_id=event.id, token=new_token()))
 
 
-def publish(session: Session, record: PlanRecord) -> PublishResult:
-    """Make `record` the scenario's published plan and bring every calendar event up to date."""
+def publish(session: Session, record: PlanRecord, confirmed_version: int | None = None) -> PublishResult:
+    """Make `record` the scenario's published plan and bring every calendar event up to date.
+
+    A plan made from an older version of the scenario than the latest may miss what was entered
+    since (an absence, a closure, a cancelled patient: hazard HAZ-009), so it is published only
+    when `confirmed_version` names its version; otherwise ApiError 409 `older_scenario_version`.
+    """
     scenario_record = lock_scenario(session, record.scenario_id)  # one publication at a time
     if scenario_record.published_plan_id == record.id:
         raise ApiError(409, "already_published", "This plan is already the published plan.", "plan_id")
-    scenario: Scenario = scenario_of(session.get(ScenarioVersion, record.scenario_version_id))
+    version = session.get(ScenarioVersion, record.scenario_version_id)
+    if version.version != scenario_record.latest_version and confirmed_version != version.version:
+        raise ApiError(
+            409, "older_scenario_version",
+            f"This plan was made from version {version.version} of the scenario, but version "
+            f"{scenario_record.latest_version} is the latest: it may not include what was changed since "
+            "(an absence, a closure, a cancelled or added patient). Plan or re-plan from the latest version, "
+            f"or publish this plan anyway by confirming its version ({version.version}).",
+            "confirm_scenario_version")
+    scenario: Scenario = scenario_of(version)
     plan = plan_of(record)
     active = session.scalars(select(CalendarEvent).where(
         CalendarEvent.scenario_id == record.scenario_id, CalendarEvent.status == "active")).all()

@@ -65,6 +65,11 @@ def test_an_earlier_plan_can_be_published_again_and_feeds_follow(database_url):
 
         for plan_id, plan in ((plan_a, a), (plan_b, b), (plan_a, a)):  # A, then B, then back to A
             published = client.post(f"/v1/plans/{plan_id}/publish", headers=auth(key))
+            if plan_id == plan_a:  # made from version 1 while version 2 is the latest: confirmed (HAZ-009)
+                assert published.status_code == 409 and published.json()["error"]["code"] == "older_scenario_version"
+                assert "version 1" in published.json()["error"]["message"]
+                published = client.post(f"/v1/plans/{plan_id}/publish", params={"confirm_scenario_version": 1},
+                                        headers=auth(key))
             assert published.status_code == 200, published.text
             body = client.get(url_path(feed["url"])).content
             assert {e.decoded("DTSTART") for e in vevents(body)} == room_starts(plan)  # never a stale feed
@@ -112,7 +117,9 @@ def test_publications_racing_each_other_leave_one_event_per_visit(database_url):
 
             def publish(plan_id: str, barrier: threading.Barrier = barrier) -> int:
                 barrier.wait()
-                return client.post(f"/v1/plans/{plan_id}/publish", headers=auth(key)).status_code
+                # Plan A is of version 1 while 2 is the latest: its publication is confirmed.
+                params = {"confirm_scenario_version": 1} if plan_id == plan_a else {}
+                return client.post(f"/v1/plans/{plan_id}/publish", params=params, headers=auth(key)).status_code
 
             with ThreadPoolExecutor(2) as pool:
                 statuses += list(pool.map(publish, [plan_a, plan_b]))

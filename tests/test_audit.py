@@ -99,7 +99,10 @@ def test_every_write_route_is_audited_with_who_what_and_the_request(database_url
         job = client.post(f"/v1/scenarios/{estate['scenario_id']}/plans", json={}, headers=auth(key)).json()
         study = client.post("/v1/capacity-studies", headers=auth(key), json={
             "study": {"name": "to cancel"}, "scenario_id": estate["scenario_id"]}).json()
-        calls += [Call("POST", "/v1/jobs/{job_id}/cancel", {"job_id": job["id"]}),
+        # Publishing a plan of version 1 once the walk has saved version 2 needs its version confirmed.
+        calls += [Call("POST", "/v1/plans/{plan_id}/publish", {"plan_id": estate["draft_plan"]},
+                       {"confirm_scenario_version": 1}),
+                  Call("POST", "/v1/jobs/{job_id}/cancel", {"job_id": job["id"]}),
                   Call("POST", "/v1/capacity-studies/{study_id}/cancel", {"study_id": study["id"]})]
         proven: set[tuple[str, str]] = set()
         for call in calls:

@@ -220,8 +220,10 @@ def test_ics_after_publishing_an_earlier_plan_again_uses_that_publication(tmp_pa
                                      "--database-url", url))
     plan_b = _saved_plan_id(onevisit("plan", str(tmp_path / "fewer.yaml"), "--out", str(tmp_path / "b"),
                                      "--time-limit", "3", "--database-url", url))
+    assert onevisit("publish", plan_a, "--database-url", url).returncode == 2  # version 1 of 2: confirm first
     for plan_id in (plan_a, plan_b, plan_a):
-        assert onevisit("publish", plan_id, "--database-url", url).returncode == 0
+        confirm = ["--confirm-scenario-version", "1"] if plan_id == plan_a else []
+        assert onevisit("publish", plan_id, *confirm, "--database-url", url).returncode == 0
     written = onevisit("ics", plan_a, "--database-url", url, "--out", str(tmp_path / "cal"))
     assert written.returncode == 0, written.stderr
     plan = checked_plan_file(tmp_path / "a" / "plan.json", TUTORIAL)

@@ -287,3 +287,29 @@ def test_why_this_visit_is_a_page_of_the_patient(database_url, keys):
         client.cookies.clear()
         sign_in(client, keys["other"])  # another organisation's manager
         assert client.get(f"/plans/{plan_id}/patients/{patient}/why").status_code == 404
+
+
+@pytest.mark.hazard("HAZ-009")
+def test_a_plan_of_an_older_scenario_version_is_published_only_when_confirmed(database_url, keys):
+    """HAZ-009: a plan made before the scenario last changed (an absence entered since) is not
+    published by accident: the page warns and asks for a confirmation, the API answers 409."""
+    with running_service(database_url) as client:
+        scenario = client.post("/v1/scenarios", json=tutorial(), headers=auth(keys["manager"])).json()
+        plan_id = solve(client, keys["manager"], scenario["id"])
+        checked_plan(client, keys["manager"], scenario["id"], 1, plan_id)
+        changed = tutorial()
+        changed["leave"] = [{"clinician_id": changed["clinicians"][0]["id"], "start_date": changed["horizon_start"],
+                             "end_date": changed["horizon_start"], "reason": "sick"}]
+        client.put(f"/v1/scenarios/{scenario['id']}", json=changed, headers=auth(keys["manager"])).raise_for_status()
+        sign_in(client, keys["manager"])
+        page = client.get(f"/plans/{plan_id}")
+        assert 'data-testid="older-version"' in page.text and 'name="confirm_scenario_version" value="1"' in page.text
+        refused = client.post(f"/plans/{plan_id}/publish", data={"csrf_token": csrf_of(client)}, follow_redirects=False)
+        assert refused.status_code == 409 and "version 2 is the latest" in refused.text
+        assert client.get(f"/v1/plans/{plan_id}", headers=auth(keys["manager"])).json()["published_at"] is None
+        done = client.post(f"/plans/{plan_id}/publish", data={"csrf_token": csrf_of(client),
+                                                              "confirm_scenario_version": "1"}, follow_redirects=False)
+        assert done.status_code == 303
+        assert client.get(f"/v1/plans/{plan_id}", headers=auth(keys["manager"])).json()["published_at"]
+        entry = client.get("/v1/audit", params={"action": "/publish"}, headers=auth(keys["manager"])).json()["items"][0]
+        assert entry["actor_kind"] == "web" and entry["action"] == "POST /plans/{plan_id}/publish"

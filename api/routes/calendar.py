@@ -36,6 +36,7 @@ from api.publish import (
     new_token,
     publish,
 )
+from api.schemas import MAX_VERSION
 from api.store import cached, plan_of, plan_record, scenario_of, scenario_record
 from scheduler.domain import Id
 from scheduler.plan import Metrics, Plan, SolverStats
@@ -96,10 +97,14 @@ def _url(base: str, token: CalendarToken) -> str:
 
 @router.post("/plans/{plan_id}/publish", response_model=PublishOut,
              summary="Publish a plan: patient invites, updates and cancellations follow from it")
-def publish_plan(plan_id: str, session: DB, caller: CallerDep) -> PublishOut:
+def publish_plan(plan_id: str, session: DB, caller: CallerDep,
+                 confirm_scenario_version: Annotated[int | None, Query(
+                     ge=1, le=MAX_VERSION, description="Publish a plan made from an older version of the scenario "
+                     "than the latest: give that plan's version to confirm (409 older_scenario_version "
+                     "otherwise).")] = None) -> PublishOut:
     require(caller, "publish")
     record = plan_record(session, caller.organisation_id, plan_id)
-    result = publish(session, record)
+    result = publish(session, record, confirm_scenario_version)
     return PublishOut(plan_id=record.id, published_at=record.published_at, counts=result.counts)
 
 

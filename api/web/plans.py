@@ -15,7 +15,7 @@ import re
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import bindparam, select
 
@@ -100,12 +100,14 @@ def plan_page(request: Request, plan_id: str, web: SignedIn, session: DB) -> Res
     return render(request, "plan.html", plan_out=out, plan=plan, scenario=scenario, figures=figures,
                   review_names=names, patients=patients, visits_by_patient=visits_by_patient,
                   unbooked_by_patient=unbooked_by_patient, first_day=_first_day(plan, scenario),
-                  later_plans=later, days=sorted(index.by_date))
+                  later_plans=later, days=sorted(index.by_date),
+                  latest_version=session.get(ScenarioRecord, record.scenario_id).latest_version)
 
 
 @router.post("/plans/{plan_id}/publish")
-def publish(request: Request, plan_id: str, web: Posted, session: DB) -> Response:
-    calendar_routes.publish_plan(plan_id, session, web.caller)
+def publish(request: Request, plan_id: str, web: Posted, session: DB,
+            confirm_scenario_version: Annotated[int | None, Form(ge=1)] = None) -> Response:
+    calendar_routes.publish_plan(plan_id, session, web.caller, confirm_scenario_version)
     return RedirectResponse(f"/plans/{plan_id}/invites", status_code=303)
 
 
