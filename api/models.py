@@ -225,6 +225,9 @@ class CalendarEvent(Base):
     # The patient takes calendar invites (contact_preference includes 'calendar'); without, no
     # patient calendar link is made and no invite file is served.
     calendar_invites: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The patient's contact_preference when last published (None: published before 0008), so a
+    # channel added later is told about an unchanged visit.
+    channels: Mapped[list | None] = mapped_column(JSON, nullable=True)
     fingerprint: Mapped[str] = mapped_column(String(64))  # of what the invite shows
     review_ids: Mapped[list] = mapped_column(JSON)  # to follow a visit whose make-up changed
     plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"))
@@ -250,6 +253,9 @@ class Publication(Base):
     # The visit the event showed in this publication, so a later update can say what it was
     # (old and new date and time); None in publications made before migration 0006.
     visit_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Channels the patient added since the event was last published: an "unchanged" visit is
+    # still told on these (a calendar invite, an SMS, a letter). None or [] otherwise.
+    channels_added: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
 
 class MessageDelivery(Base):

@@ -149,22 +149,23 @@ def publish(session: Session, record: PlanRecord, confirmed_version: int | None 
     scenario_record.publish_count += 1
     number = scenario_record.publish_count
 
-    def note(event: CalendarEvent, action: str) -> None:
+    def note(event: CalendarEvent, action: str, channels_added: list[str] | None = None) -> None:
         counts[action] += 1
         session.add(Publication(plan_id=record.id, event_id=event.id, publish_number=number,
                                 patient_id=event.patient_id, action=action, sequence=event.sequence,
-                                visit_id=event.visit_id))
+                                visit_id=event.visit_id, channels_added=channels_added or None))
 
     for visit in plan.visits:
         fingerprint = invite_fingerprint(scenario, plan, visit.id)
         sensitive = is_sensitive_visit(scenario, plan, visit.id)
         invites = takes_calendar_invites(patients[visit.patient_id])
+        channels = list(patients[visit.patient_id].contact_preference)
         event = matched.get(visit.id)
         if event is None:
             event = CalendarEvent(
                 organisation_id=record.organisation_id, scenario_id=record.scenario_id,
                 patient_id=visit.patient_id, uid=new_uid(), reference=_unique_reference(session), sequence=0,
-                sensitive=sensitive, calendar_invites=invites, fingerprint=fingerprint,
+                sensitive=sensitive, calendar_invites=invites, channels=channels, fingerprint=fingerprint,
                 review_ids=_reviews(plan, visit), plan_id=record.id, visit_id=visit.id, updated_at=now)
             session.add(event)
             session.flush()
@@ -178,10 +179,12 @@ def publish(session: Session, record: PlanRecord, confirmed_version: int | None 
             action = "update"
         if invites and not event.calendar_invites:
             _patient_link(session, event)  # the patient has asked for calendar invites since
-        event.sensitive, event.calendar_invites = sensitive, invites
+        # A channel chosen since the last publication has not been told of this visit yet.
+        added = [c for c in channels if event.channels is not None and c not in event.channels]
+        event.sensitive, event.calendar_invites, event.channels = sensitive, invites, channels
         event.fingerprint, event.review_ids = fingerprint, _reviews(plan, visit)
         event.plan_id, event.visit_id, event.updated_at = record.id, visit.id, now
-        note(event, action)
+        note(event, action, added if action == "unchanged" else None)
     continued = {e.id for e in matched.values()}
     for event in active:
         if event.id not in continued:

@@ -434,3 +434,42 @@ def test_practice_month_planned_published_and_sent_to_an_outbox_from_the_command
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and f"{len(rows)} already sent before" in " ".join(again.output.split())
     assert elapsed < 60, elapsed
+
+
+@pytest.mark.hazard("HAZ-013")
+def test_a_channel_chosen_later_is_told_of_a_visit_that_did_not_change(database_url, tmp_path):
+    """A patient who asks for texts (or calendar invites) after their visit was published gets
+    one on that channel at the next publication, though the visit is unchanged; nobody else is
+    sent anything again."""
+    key = make_keys(database_url)["manager"]
+    outbox = tmp_path / "outbox"
+    body = tutorial_with_channels()
+    chooser = next(p for p in body["patients"] if p["contact_preference"] == ["letter"])
+    contacts = tutorial_contacts(body)
+    with _service(database_url, outbox) as client:
+        sid = client.post("/v1/scenarios", json=body, headers=auth(key)).json()["id"]
+        first = solve(client, key, sid)
+        checked_plan(client, key, sid, 1, first)
+        assert client.post(f"/v1/plans/{first}/publish", headers=auth(key)).status_code == 200
+        assert _send(client, key, first, contacts).status_code == 200
+        before = {p.name for p in outbox.iterdir()}
+
+        chooser["contact_preference"] = ["sms", "letter", "calendar"]
+        client.put(f"/v1/scenarios/{sid}", json=body, headers=auth(key)).raise_for_status()
+        second = solve(client, key, sid)
+        plan2 = checked_plan(client, key, sid, 2, second)
+        counts = client.post(f"/v1/plans/{second}/publish", headers=auth(key)).json()["counts"]
+        assert counts["update"] == counts["cancel"] == counts["new"] == 0  # the same visits
+        invites = client.get(f"/v1/plans/{second}/invites", headers=auth(key)).json()["items"]
+        requests = [i for i in invites if i["method"] == "REQUEST"]
+        visits = [v for v in plan2.visits if v.patient_id == chooser["id"]]
+        assert {i["patient_id"] for i in requests} == {chooser["id"]} and len(requests) == len(visits)
+        assert all(i["action"] == "unchanged" and i["invite_url"] for i in requests)
+
+        sent = _send(client, key, second, contacts).json()
+        assert {c: sum(s.values()) for c, s in sent["counts"].items()} == {"calendar": len(visits), "sms": len(visits)}
+        new_files = sorted({p.name for p in outbox.iterdir()} - before)
+        references = {i["reference"] for i in requests}
+        assert len(new_files) == 2 * len(visits)
+        assert all(re.fullmatch(r"OV-[A-Z0-9]{6}\.2\.new\.(sms\.txt|calendar\.eml)", f) and f[:9] in references
+                   for f in new_files), new_files

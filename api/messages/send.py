@@ -111,7 +111,8 @@ def send_messages(
     counts: dict[str, Counter] = defaultdict(Counter)
     done = {(d.event_id, d.channel) for d in session.scalars(select(MessageDelivery).where(
         MessageDelivery.event_id.in_([e.id for _, e in rows]), MessageDelivery.publish_number == number))}
-    work = [(pub, event) for pub, event in rows if pub.action in SENT_ACTIONS]
+    # An unchanged visit goes only to the channels the patient added since it was last published.
+    work = [(pub, event) for pub, event in rows if pub.action in SENT_ACTIONS or pub.channels_added]
     work.sort(key=lambda pe: pe[1].reference)
     cache: dict[str, tuple] = {}
     organiser = settings.organiser
@@ -127,7 +128,9 @@ def send_messages(
     for index, (pub, event) in enumerate(work):
         scenario, plan = loaded(event.plan_id)
         patient = next((p for p in scenario.patients if p.id == event.patient_id), None)
-        channels = [c for c in CHANNELS if patient is not None and c in patient.contact_preference]
+        channels = [c for c in CHANNELS if patient is not None and c in patient.contact_preference
+                    and (pub.action in SENT_ACTIONS or c in (pub.channels_added or []))]
+        action = pub.action if pub.action in SENT_ACTIONS else "new"  # new to that channel
         contact = contacts.get(event.patient_id, Contact())
         todo = [c for c in channels if (event.id, c) not in done]
         if todo and event.patient_id not in contacts:
@@ -135,17 +138,17 @@ def send_messages(
         result.skipped += len(channels) - len(todo)
         if todo:
             before = None
-            if pub.action == "update":
+            if action == "update":
                 shown = previous_showing(session, event.id, number)
                 if shown is not None:
                     before = visit_when(shown.scenario, shown.plan, shown.visit_id)
-            message = Message(pub.action, event.reference, visit_facts(scenario, plan, event.visit_id), before)
+            message = Message(action, event.reference, visit_facts(scenario, plan, event.visit_id), before)
         for channel in todo:
             sent = _send_one(session, channel, message, event, number, contact, settings=settings,
                              organiser=organiser, outbox=outbox, notify=notify, today=today)
             now = utcnow()
             session.add(MessageDelivery(organisation_id=event.organisation_id, event_id=event.id,
-                                        publish_number=number, action=pub.action, channel=channel,
+                                        publish_number=number, action=action, channel=channel,
                                         status=sent.status, provider_id=sent.provider_id,
                                         created_at=now, updated_at=now))
             session.flush()

@@ -126,7 +126,8 @@ def invite_changes(plan_id: str, session: DB, caller: CallerDep, services: Servi
     items = []
     for pub, event in session.execute(query.order_by(Publication.patient_id, CalendarEvent.reference)):
         token = tokens.get(event.id)
-        sends = event.calendar_invites and pub.action != "unchanged"
+        # An unchanged visit is sent only to a patient who has just chosen calendar invites.
+        sends = event.calendar_invites and (pub.action != "unchanged" or "calendar" in (pub.channels_added or []))
         items.append(InviteChange(
             patient_id=pub.patient_id, reference=event.reference, action=pub.action, sequence=pub.sequence,
             method=("CANCEL" if pub.action == "cancel" else "REQUEST") if sends else None,
