@@ -34,10 +34,10 @@ def explain(plan: PlanSpec, patient: PatientArg, scenario: ScenarioOpt = None, j
     """Explain a patient's visit: the rules that limited the day, site, clinician and room, the
     next-best alternatives and what they would cost, and for a split or unbooked patient the
     smallest change that gives one visit."""
-    from api.cli import _fail, _url, resolve_plan
+    from api.cli import _fail, _plan_only, _url, resolve_plan
     from scheduler import cli as engine_cli
     from scheduler.explain import ExplainError, explain_patient
-    from scheduler.explain.cli import read_plan_file, render
+    from scheduler.explain.cli import render
 
     path = Path(plan)
     if scenario is not None:
@@ -46,10 +46,7 @@ def explain(plan: PlanSpec, patient: PatientArg, scenario: ScenarioOpt = None, j
         if not scenario.is_file():
             _fail(f"--scenario: {scenario} is not a file")
         loaded = engine_cli._load(scenario)  # exit 2, listing every problem
-        try:
-            the_plan = read_plan_file(path)
-        except ExplainError as exc:
-            _fail(str(exc))
+        the_plan = _plan_only(plan, _url(database_url))  # exit 2 when it is not a readable plan
     else:
         url = _url(database_url)
         spec = plan

@@ -124,11 +124,6 @@ def body_paragraphs(m: Message) -> list[tuple[str, str]]:
     return out
 
 
-def letter_text(m: Message) -> str:
-    """The letter's body as plain text (what the PDF says below the address), for checks."""
-    return "\n".join(text for _, text in body_paragraphs(m))
-
-
 def letter_pdf(m: Message, address: tuple[str, ...], *, large_print: bool | None = None,
                today: dt.date | None = None) -> bytes:
     """The letter as PDF bytes. `address`: the recipient's lines, postcode last (2 to 7 lines).

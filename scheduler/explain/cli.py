@@ -1,38 +1,16 @@
 """The explanation printed for a person (rich) and the file-only form of `onevisit explain`.
 
-`render` prints an `Explanation`; `explain_files` reads a plan file and its scenario and explains
-one patient, raising ExplainError with a sentence for anything wrong. The command itself,
-`onevisit explain PLAN PATIENT` (which also finds stored plans in the database), is
-`api.cli_explain.explain`; it uses both.
+`render` prints an `Explanation`. The command itself, `onevisit explain PLAN PATIENT` (a plan
+file with --scenario, or a stored plan), is `api.cli_explain.explain`, which reads the plan and
+its scenario and calls `render`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rich.console import Console
 from rich.table import Table
 
-from scheduler.domain import Scenario
-from scheduler.explain.explain import BUDGET_SECONDS, explain_patient
 from scheduler.explain.model import Explanation
-from scheduler.explain.probe import ExplainError
-from scheduler.plan import Plan
-
-
-def read_plan_file(path: Path) -> Plan:
-    """plan.json, or the folder holding it; ExplainError when it cannot be read."""
-    if path.is_dir():
-        path = path / "plan.json"
-    try:
-        return Plan.model_validate_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ExplainError(f"{path}: not a readable plan: {str(exc).splitlines()[0]}") from None
-
-
-def explain_files(plan: Path, scenario: Scenario, patient_id: str,
-                  budget_seconds: float = BUDGET_SECONDS) -> Explanation:
-    return explain_patient(scenario, read_plan_file(plan), patient_id, budget_seconds=budget_seconds)
 
 
 def render(e: Explanation, console: Console) -> None:

@@ -20,7 +20,7 @@ from scheduler.domain import RosterSession, Scenario
 from scheduler.problems import Problem
 from scheduler.scenario_io.csv_import import CsvOrigin, read_sessions_csv
 from scheduler.scenario_io.reading import read_file
-from scheduler.timegrid import is_bank_holiday
+from scheduler.timegrid import dates_between, is_bank_holiday
 
 
 def _holiday_name(day: dt.date) -> str:
@@ -43,10 +43,11 @@ def unused_sessions(scenario: Scenario, source: str = "scenario",
     origins = origins or {}
     on_leave: dict[tuple[str, dt.date], str] = {}
     for leave in scenario.leave:
-        day = leave.start_date
-        while day <= leave.end_date and day <= scenario.horizon_end + dt.timedelta(days=1):
+        # Only the planning period matters (a session outside it is reported as such first), so
+        # a leave years long is not walked day by day.
+        first, last = max(leave.start_date, scenario.horizon_start), min(leave.end_date, scenario.horizon_end)
+        for day in dates_between(first, last):
             on_leave.setdefault((leave.clinician_id, day), leave.reason)
-            day += dt.timedelta(days=1)
     seen: dict[str, int] = {}
     found: list[Problem] = []
     for index, session in enumerate(scenario.sessions):
